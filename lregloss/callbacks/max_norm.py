@@ -1,0 +1,76 @@
+"""Max-norm constraint: cap the L2 norm of each unit's incoming weights after every step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from torch import Tensor
+
+from lregloss.regularizers.selection import check_patterns, select_parameters
+from lregloss.validation import check_positive
+
+
+@torch.no_grad()
+def project_max_norm_(params: Sequence[Tensor], max_norm: float) -> None:
+    """Rescale, in place, every unit whose incoming weight vector has L2 norm above ``max_norm``.
+
+    A unit is a slice along dim 0: a row of a Linear weight, one output filter of a Conv
+    weight, one vector of an Embedding (a ConvTranspose weight keeps input channels on dim 0,
+    so there it caps outgoing weights). Slices with norm above ``max_norm`` get norm
+    ``max_norm``; the others are left bit-identical. A 1-dim parameter (a bias, if included)
+    has one unit per element, which is clipped to ``abs(b) <= max_norm``.
+
+    ``torch.renorm_`` divides by ``norm + 1e-7``, so a capped slice ends up within
+    ``1e-7 * max_norm / norm < 1e-7`` below ``max_norm`` (plus rounding).
+
+    Args:
+        params: the constrained parameters.
+        max_norm: the cap ``c`` on each unit's L2 norm, > 0.
+    """
+    for param in params:
+        units = param if param.ndim >= 2 else param.view(-1, 1)  # renorm_ needs 2 dims
+        units.renorm_(p=2, dim=0, maxnorm=max_norm)
+
+
+class MaxNormConstraint(Callback):
+    """Keep each unit's incoming weight vector inside an L2 ball: ``norm(w_unit) <= max_norm``.
+
+    After every training batch, units whose norm exceeds ``max_norm`` are scaled back onto the
+    ball (Srivastava et al., 2014, use ``max_norm`` of 3 to 4 with dropout). The projection is
+    idempotent, so running it after batches where gradient accumulation skipped the optimizer
+    step changes nothing. The parameters are selected once, when fitting starts, with the same
+    rule as the regularizers (weights of dimension >= 2 by default).
+
+    Args:
+        max_norm: the cap on each unit's L2 norm, > 0; None switches the constraint off, so
+            that a config group can list it with ``max_norm: null`` by default.
+        include: glob patterns on full parameter names; when given, exactly the matching
+            parameters are constrained.
+        exclude: glob patterns of parameters to leave out.
+
+    Raises:
+        ValueError: ``max_norm`` is neither None nor a finite number > 0, or a pattern list is
+            not a list of strings.
+    """
+
+    def __init__(
+        self, max_norm: float | None, include: Sequence[str] | None = None, exclude: Sequence[str] = ()
+    ) -> None:
+        self.max_norm = None if max_norm is None else check_positive("max_norm", max_norm)
+        self.include = check_patterns("include", include)
+        self.exclude = check_patterns("exclude", exclude)
+        self._params: list[Tensor] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After the strategy has moved and wrapped the model, so these are the trained tensors.
+        if self.max_norm is not None:
+            self._params = select_parameters(pl_module, self.include, self.exclude)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        if self.max_norm is not None:
+            project_max_norm_(self._params, self.max_norm)

@@ -1,0 +1,385 @@
+"""Each regularizer against its formula written out here, against autograd, and against scikit-learn."""
+
+import math
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from sklearn.linear_model import ElasticNet as SklearnElasticNet
+from sklearn.linear_model import Lasso, Ridge
+from torch import nn
+
+from lregloss.regularizers import (
+    L1,
+    L2,
+    ElasticNet,
+    MaxNormPenalty,
+    NoRegularizer,
+    Regularizer,
+    select_parameters,
+)
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))
+
+
+def convnet() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Conv2d(3, 2, 1, bias=False))
+
+
+def embedder() -> nn.Module:
+    return nn.Sequential(nn.Embedding(7, 3), nn.LayerNorm(3), nn.Linear(3, 2))
+
+
+# Each module with the names the default rule must select: weights of dim >= 2 only.
+MODULES = {
+    "mlp": (mlp, ["0.weight", "3.weight"]),
+    "conv": (convnet, ["0.weight", "2.weight"]),
+    "embedding": (embedder, ["0.weight", "2.weight"]),
+}
+
+
+def build(name: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    module = MODULES[name][0]().double()
+    with torch.no_grad():  # norm layers start at 1 and 0; randomise so a wrong selection shows
+        for param in module.parameters():
+            param.normal_()
+    return module
+
+
+def names_of(module: nn.Module, params: list) -> list[str]:
+    by_id = {id(param): name for name, param in module.named_parameters()}
+    return [by_id[id(param)] for param in params]
+
+
+def values(params: list) -> list[float]:
+    return [x for param in params for x in param.detach().flatten().tolist()]
+
+
+# The formulas, written out over plain Python floats.
+def l2_formula(params, strength):
+    return strength / 2 * sum(x * x for x in values(params))
+
+
+def l1_formula(params, strength):
+    return strength * sum(abs(x) for x in values(params))
+
+
+def elastic_formula(params, l1, l2):
+    return l1_formula(params, l1) + l2_formula(params, l2)
+
+
+def max_formula(params, strength):
+    return strength * max(abs(x) for x in values(params))
+
+
+CASES = {
+    "l2": (lambda: L2(0.3), lambda p: l2_formula(p, 0.3)),
+    "l1": (lambda: L1(0.2), lambda p: l1_formula(p, 0.2)),
+    "l1_proximal": (lambda: L1(0.2, mode="proximal"), lambda p: l1_formula(p, 0.2)),
+    "elastic": (lambda: ElasticNet(0.2, 0.3), lambda p: elastic_formula(p, 0.2, 0.3)),
+    "maxnorm": (lambda: MaxNormPenalty(0.7), lambda p: max_formula(p, 0.7)),
+    "none": (lambda: NoRegularizer(), lambda p: 0.0),
+}
+GRADIENT_CASES = ["l2", "l1", "elastic", "maxnorm"]
+
+
+# ---------------------------------------------------------------- selection
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_default_selection_keeps_weights_and_drops_biases_and_norms(module_name):
+    module = build(module_name)
+    assert names_of(module, select_parameters(module)) == MODULES[module_name][1]
+
+
+def test_default_selection_drops_frozen_and_two_dim_biases():
+    module = mlp()
+    module[0].weight.requires_grad_(False)
+    module.register_parameter("bias", nn.Parameter(torch.zeros(2, 2)))  # timm: names ending in bias
+    assert names_of(module, select_parameters(module)) == ["3.weight"]
+
+
+def test_shared_parameter_selected_once():
+    module = mlp()
+    module[3].weight = nn.Parameter(torch.zeros(3, 4))
+    module.append(module[3])
+    assert names_of(module, select_parameters(module)) == ["0.weight", "3.weight"]
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "expected"),
+    [
+        (["*.bias"], (), ["0.bias", "1.bias", "3.bias"]),  # include replaces the ndim rule
+        (["1.*"], (), ["1.weight", "1.bias"]),  # norm parameters when asked for
+        (["0.*", "3.weight"], ["*.bias"], ["0.weight", "3.weight"]),
+        (None, ["3.*"], ["0.weight"]),
+        (["*"], ["1.*"], ["0.weight", "0.bias", "3.weight", "3.bias"]),
+    ],
+)
+def test_include_and_exclude_patterns(include, exclude, expected):
+    module = mlp()
+    assert names_of(module, select_parameters(module, include, exclude)) == expected
+    assert names_of(module, L2(0.1, include=include, exclude=exclude).select(module)) == expected
+
+
+def test_include_pattern_that_matches_nothing_raises():
+    with pytest.raises(ValueError, match="include pattern 'fc.weight'"):
+        select_parameters(mlp(), include=["fc.weight"])
+
+
+def test_regularizer_penalises_only_its_selection():
+    module = build("mlp")
+    reg = L2(0.5, include=["*.bias"], exclude=["1.*"])
+    expected = l2_formula([module[0].bias, module[3].bias], 0.5)
+    assert reg(module).item() == pytest.approx(expected, rel=1e-12)
+
+
+# ---------------------------------------------------------------- formulas
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False], ids=["autograd", "no_grad"])
+@pytest.mark.parametrize("module_name", MODULES)
+@pytest.mark.parametrize("case", CASES)
+def test_penalty_matches_formula(case, module_name, grad_enabled):
+    make, formula = CASES[case]
+    module = build(module_name)
+    reg = make()
+    with torch.set_grad_enabled(grad_enabled):  # no_grad is how the training loop logs it
+        value = reg(module)
+    assert value.requires_grad == (grad_enabled and case != "none")
+    assert value.ndim == 0
+    selected = [] if case == "none" else [p for n, p in module.named_parameters() if n in MODULES[module_name][1]]
+    assert value.item() == pytest.approx(formula(selected), rel=1e-12)
+    assert value.item() > 0 or case == "none"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_penalty_of_no_parameters_is_zero(case):
+    value = CASES[case][0]().penalty([])
+    assert value.ndim == 0 and value.item() == 0.0
+
+
+def test_penalty_is_differentiable_through_module():
+    module = build("mlp")
+    L2(0.3)(module).backward()
+    torch.testing.assert_close(module[0].weight.grad, 0.3 * module[0].weight.detach(), rtol=1e-12, atol=0)
+    assert module[0].bias.grad is None  # not selected, so not in the graph
+
+
+# ---------------------------------------------------------------- gradients
+
+
+def random_params(seed: int = 0) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    shapes = [(3, 4), (2, 3, 2, 2), (5, 2)]
+    return [torch.randn(s, dtype=torch.float64, generator=generator).requires_grad_() for s in shapes]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "none"])
+def test_gradcheck(case):
+    reg = CASES[case][0]()
+    assert torch.autograd.gradcheck(lambda *params: reg.penalty(list(params)), tuple(random_params()))
+
+
+def autograd_gradient(reg: Regularizer, params: list[torch.Tensor]) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(reg.penalty(params), params))
+
+
+@pytest.mark.parametrize("start", ["random", "none"])
+@pytest.mark.parametrize("case", GRADIENT_CASES)
+def test_add_gradient_equals_autograd_of_penalty(case, start):
+    reg = CASES[case][0]()
+    params = [nn.Parameter(p.detach()) for p in random_params(seed=1)]
+    with torch.no_grad():
+        params[0][0, 0] = 0.0  # where the L1 subgradient is 0
+    expected = autograd_gradient(reg, params)
+    if start == "random":
+        generator = torch.Generator().manual_seed(2)
+        for param in params:
+            param.grad = torch.randn(param.shape, dtype=param.dtype, generator=generator)
+        expected = [e + p.grad for e, p in zip(expected, params)]
+    reg.add_gradient_(params)
+    for param, want in zip(params, expected):
+        torch.testing.assert_close(param.grad, want, rtol=1e-12, atol=1e-15)
+
+
+def test_max_norm_penalty_shares_ties_evenly_across_parameters():
+    # The maximum 2 is reached three times: twice in the first tensor, once in the second.
+    first = nn.Parameter(torch.tensor([[2.0, -2.0], [1.0, 0.5]], dtype=torch.float64))
+    second = nn.Parameter(torch.tensor([[-2.0, 1.5]], dtype=torch.float64))
+    reg = MaxNormPenalty(0.6)
+    expected = [
+        torch.tensor([[0.2, -0.2], [0.0, 0.0]], dtype=torch.float64),
+        torch.tensor([[-0.2, 0.0]], dtype=torch.float64),
+    ]
+    for got, want in zip(autograd_gradient(reg, [first, second]), expected):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    reg.add_gradient_([first, second])
+    torch.testing.assert_close(first.grad, expected[0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(second.grad, expected[1], rtol=1e-12, atol=0)
+
+
+def test_gradient_mode_l1_adds_strength_times_sign():
+    weight = nn.Parameter(torch.tensor([[1.5, -0.2, 0.0], [-3.0, 0.0, 4e-9]], dtype=torch.float64))
+    weight.grad = torch.full_like(weight, 0.25)
+    L1(0.1).add_gradient_([weight])
+    expected = torch.tensor([[0.35, 0.15, 0.25], [0.15, 0.25, 0.35]], dtype=torch.float64)
+    torch.testing.assert_close(weight.grad, expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("make", [lambda: L1(0.1, mode="proximal"), lambda: ElasticNet(0.1, 0.0, mode="proximal")])
+def test_proximal_adds_no_gradient_and_soft_thresholds_to_exact_zeros(make):
+    reg = make()
+    weight = nn.Parameter(torch.tensor([[0.5, -0.03, 0.02], [-0.4, 0.05, 0.0]], dtype=torch.float64))
+    other = nn.Parameter(torch.tensor([[0.5, -0.03]], dtype=torch.float64))
+    weight.grad = torch.zeros_like(weight)
+    reg.add_gradient_([weight, other])
+    assert torch.equal(weight.grad, torch.zeros_like(weight))
+    assert other.grad is None or torch.equal(other.grad, torch.zeros_like(other))  # ElasticNet's L2 part at 0
+    # Two groups with their own lr: thresholds 0.5 * 0.1 = 0.05 and 0.1 * 0.1 = 0.01.
+    optimizer = torch.optim.SGD([{"params": [weight], "lr": 0.5}, {"params": [other], "lr": 0.1}])
+    reg.after_optimizer_step(optimizer, [weight, other])
+    expected = torch.tensor([[0.45, 0.0, 0.0], [-0.35, 0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(weight.detach(), expected, rtol=0, atol=1e-15)
+    assert (weight[:, 1:] == 0).all()  # exact zeros, not merely small
+    torch.testing.assert_close(other.detach(), torch.tensor([[0.49, -0.02]], dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_gradient_mode_after_optimizer_step_changes_nothing():
+    weight = nn.Parameter(torch.tensor([[0.5, -0.03]], dtype=torch.float64))
+    before = weight.detach().clone()
+    L1(0.1).after_optimizer_step(torch.optim.SGD([weight], lr=1.0), [weight])
+    assert torch.equal(weight.detach(), before)
+
+
+# ---------------------------------------------------------------- scikit-learn
+
+
+def regression_problem(n: int = 100, d: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    generator = np.random.default_rng(0)
+    x = generator.standard_normal((n, d))
+    coef = np.array([3.0, -2.0, 0.0, 0.0, 1.5, 0.0, 0.0, 0.5])
+    return x, x @ coef + 0.7 + 0.5 * generator.standard_normal(n)
+
+
+def fit_linear(reg: Regularizer, x: np.ndarray, y: np.ndarray, extra_curvature: float = 0.0, steps: int = 500):
+    """Full-batch (proximal) gradient descent on mean squared error + penalty, lr = 1 / Lipschitz.
+
+    The data loss (1/n) ||y - Xw - b||^2 has Hessian (2/n) A^T A with A = [X, 1]; an L2 part adds
+    its strength. The training loop the plugin uses: backward, add_gradient_, step, after_step.
+    """
+    n, d = x.shape
+    a = np.hstack([x, np.ones((n, 1))])
+    lipschitz = 2 / n * np.linalg.eigvalsh(a.T @ a).max() + extra_curvature
+    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
+    model = nn.Linear(d, 1).double()
+    nn.init.zeros_(model.weight)
+    nn.init.zeros_(model.bias)
+    params = reg.select(model)
+    assert params == [model.weight]  # the bias is not penalised
+    optimizer = torch.optim.SGD(model.parameters(), lr=1 / lipschitz)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.mse_loss(model(inputs).squeeze(-1), targets).backward()
+        reg.add_gradient_(params)
+        optimizer.step()
+        reg.after_optimizer_step(optimizer, params)
+    return model.weight.detach().squeeze(0).numpy(), model.bias.item()
+
+
+def test_l1_proximal_converges_to_sklearn_lasso():
+    # Ours: (1/n)||y - Xw - b||^2 + s ||w||_1. Halved, this is Lasso's (1/2n)||y - Xw - b||^2
+    # + alpha ||w||_1 with alpha = s / 2; the minimiser is the same.
+    x, y = regression_problem()
+    strength = 0.4
+    coef, intercept = fit_linear(L1(strength, mode="proximal"), x, y)
+    lasso = Lasso(alpha=strength / 2, fit_intercept=True, tol=1e-12, max_iter=1_000_000).fit(x, y)
+    np.testing.assert_allclose(coef, lasso.coef_, rtol=0, atol=1e-8)
+    assert intercept == pytest.approx(lasso.intercept_, abs=1e-8)
+    assert np.array_equal(coef == 0, lasso.coef_ == 0)  # exact zeros in the same places
+    assert 0 < (coef == 0).sum() < len(coef)
+
+
+def test_l1_gradient_mode_gives_no_exact_zeros():
+    x, y = regression_problem()
+    coef, _ = fit_linear(L1(0.4), x, y, steps=200)
+    assert (coef != 0).all()  # the subgradient makes weights oscillate around zero instead
+
+
+def test_l2_gradient_converges_to_sklearn_ridge():
+    # Ours: (1/n)||y - Xw - b||^2 + (s/2)||w||^2. Times n, this is Ridge's ||y - Xw - b||^2
+    # + alpha ||w||^2 with alpha = n s / 2; the minimiser is the same.
+    x, y = regression_problem()
+    strength = 0.3
+    coef, intercept = fit_linear(L2(strength), x, y, extra_curvature=strength)
+    ridge = Ridge(alpha=len(y) * strength / 2, fit_intercept=True).fit(x, y)
+    np.testing.assert_allclose(coef, ridge.coef_, rtol=0, atol=1e-8)
+    assert intercept == pytest.approx(ridge.intercept_, abs=1e-8)
+
+
+def test_elastic_proximal_converges_to_sklearn_elastic_net():
+    # Ours halved: (1/2n)||y - Xw - b||^2 + (l1/2)||w||_1 + (l2/4)||w||^2, and scikit-learn's
+    # alpha * l1_ratio ||w||_1 + alpha (1 - l1_ratio) / 2 ||w||^2 gives
+    # alpha = (l1 + l2) / 2, l1_ratio = l1 / (l1 + l2).
+    x, y = regression_problem()
+    l1, l2 = 0.4, 0.5
+    coef, intercept = fit_linear(ElasticNet(l1, l2, mode="proximal"), x, y, extra_curvature=l2)
+    reference = SklearnElasticNet(
+        alpha=(l1 + l2) / 2, l1_ratio=l1 / (l1 + l2), fit_intercept=True, tol=1e-12, max_iter=1_000_000
+    ).fit(x, y)
+    np.testing.assert_allclose(coef, reference.coef_, rtol=0, atol=1e-8)
+    assert intercept == pytest.approx(reference.intercept_, abs=1e-8)
+    assert np.array_equal(coef == 0, reference.coef_ == 0)
+    assert 0 < (coef == 0).sum() < len(coef)
+
+
+# ---------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize(
+    ("make", "argument"),
+    [
+        (lambda: L2(-1.0), "strength"),
+        (lambda: L2(math.nan), "strength"),
+        (lambda: L2(math.inf), "strength"),
+        (lambda: L1(-0.1), "strength"),
+        (lambda: L1(0.1, mode="prox"), "mode"),
+        (lambda: ElasticNet(-0.1, 0.1), "l1_strength"),
+        (lambda: ElasticNet(0.1, math.nan), "l2_strength"),
+        (lambda: ElasticNet(0.1, 0.1, mode="soft"), "mode"),
+        (lambda: MaxNormPenalty(-math.inf), "strength"),
+        (lambda: L2(0.1, include="*.weight"), "include"),
+        (lambda: L1(0.1, exclude=[3]), "exclude"),
+    ],
+)
+def test_invalid_arguments_raise_naming_the_argument(make, argument):
+    with pytest.raises(ValueError, match=rf"^{argument}\b"):
+        make()
+
+
+def test_zero_strength_is_allowed():
+    assert L2(0.0)(build("mlp")).item() == 0.0
+
+
+# ---------------------------------------------------------------- configs
+
+
+def test_every_reg_config_instantiates_and_gives_a_finite_penalty():
+    paths = sorted((CONF / "reg").glob("*.yaml"))
+    assert {p.stem for p in paths} >= {"none", "l1", "l2", "elastic", "maxnorm"}
+    module = build("conv")
+    for path in paths:
+        reg = hydra.utils.instantiate(OmegaConf.load(path))
+        assert isinstance(reg, Regularizer), path.name
+        value = reg(module)
+        assert value.ndim == 0 and math.isfinite(value.item()), path.name
+        reg.add_gradient_(reg.select(module))
