@@ -1,0 +1,145 @@
+"""Task metrics from torchmetrics, computed on each loss's decoded predictions.
+
+Every loss is measured on the same numbers: outputs are decoded by the loss itself
+(``predict``, ``predict_level``, ``predict_proba``) and only then compared to targets.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassConfusionMatrix,
+    MultilabelExactMatch,
+    MultilabelF1Score,
+    MultilabelHammingDistance,
+)
+
+from lregloss.losses import Loss
+from lregloss.tasks import Task, TaskKind
+
+
+class TaskMetrics(nn.Module):
+    """Metrics of one task for one stage; ``update`` per batch, ``compute`` per epoch."""
+
+    def __init__(self, task: Task, loss: Loss) -> None:
+        super().__init__()
+        self.task = task
+        self.loss = [loss]  # a list keeps the loss out of this module's children and state_dict
+        self.metrics = nn.ModuleDict()
+        self.confusion: MulticlassConfusionMatrix | None = None
+
+    def update(self, outputs: Tensor, target: Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, Tensor]:
+        """Scalar metric values by name (vector metrics split into one entry per name)."""
+        values = {}
+        for name, metric in self.metrics.items():
+            value = metric.compute()
+            if value.ndim == 0:
+                values[name] = value
+            else:
+                names = self.task.names or [str(i) for i in range(len(value))]
+                values.update({f"{name}/{label}": v for label, v in zip(names, value)})
+        return values
+
+    def reset(self) -> None:
+        for metric in self.metrics.values():
+            metric.reset()
+        if self.confusion is not None:
+            self.confusion.reset()
+
+
+class MulticlassMetrics(TaskMetrics):
+    """acc (top-1), acc_top5 (where C > 5) and a confusion matrix."""
+
+    def __init__(self, task: Task, loss: Loss) -> None:
+        super().__init__(task, loss)
+        self.metrics["acc"] = MulticlassAccuracy(task.size, average="micro")
+        if task.size > 5:
+            self.metrics["acc_top5"] = MulticlassAccuracy(task.size, top_k=5, average="micro")
+        self.confusion = MulticlassConfusionMatrix(task.size)
+
+    def update(self, outputs: Tensor, target: Tensor) -> None:
+        scores = self.loss[0].class_scores(outputs)
+        for metric in self.metrics.values():
+            metric.update(scores, target)
+        self.confusion.update(scores.argmax(dim=-1), target)
+
+
+class OrdinalMetrics(TaskMetrics):
+    """Decoded levels: mae, rmse, acc (exact), acc_within1; ece where the loss gives a distribution.
+
+    Args:
+        level_decoding: ``argmax`` or ``expected`` (see `Loss.predict_level`).
+    """
+
+    def __init__(self, task: Task, loss: Loss, level_decoding: str = "argmax") -> None:
+        super().__init__(task, loss)
+        self.level_decoding = level_decoding
+        self.metrics["mae"] = MeanAbsoluteError()
+        self.metrics["rmse"] = MeanSquaredError(squared=False)
+        self.metrics["acc"] = MulticlassAccuracy(task.size, average="micro")
+        self.metrics["acc_within1"] = MeanMetric()
+        if loss.gives_distribution:
+            self.metrics["ece"] = MulticlassCalibrationError(task.size, n_bins=15, norm="l1")
+        self.confusion = MulticlassConfusionMatrix(task.size)
+
+    def update(self, outputs: Tensor, target: Tensor) -> None:
+        loss = self.loss[0]
+        levels = loss.predict_level(outputs, self.task.size, self.level_decoding)
+        self.metrics["mae"].update(levels.float(), target.float())
+        self.metrics["rmse"].update(levels.float(), target.float())
+        self.metrics["acc"].update(levels, target)
+        self.metrics["acc_within1"].update(((levels - target).abs() <= 1).float())
+        if "ece" in self.metrics:
+            self.metrics["ece"].update(loss.predict_proba(outputs), target)
+        self.confusion.update(levels, target)
+
+
+class MultilabelMetrics(TaskMetrics):
+    """hamming (fraction of wrong attribute decisions), subset_acc, f1_micro, f1_macro, f1/<attribute>."""
+
+    def __init__(self, task: Task, loss: Loss) -> None:
+        super().__init__(task, loss)
+        size = task.size
+        self.metrics["hamming"] = MultilabelHammingDistance(size, average="micro")
+        self.metrics["subset_acc"] = MultilabelExactMatch(size)
+        self.metrics["f1_micro"] = MultilabelF1Score(size, average="micro")
+        self.metrics["f1_macro"] = MultilabelF1Score(size, average="macro")
+        self.metrics["f1"] = MultilabelF1Score(size, average=None)
+
+    def update(self, outputs: Tensor, target: Tensor) -> None:
+        decisions = self.loss[0].predict(outputs)
+        present = (target > 0).long()  # accepts {0,1} and {-1,+1} codings
+        for metric in self.metrics.values():
+            metric.update(decisions, present)
+
+
+class RegressionMetrics(TaskMetrics):
+    """mae and rmse over all target values."""
+
+    def __init__(self, task: Task, loss: Loss) -> None:
+        super().__init__(task, loss)
+        self.metrics["mae"] = MeanAbsoluteError()
+        self.metrics["rmse"] = MeanSquaredError(squared=False)
+
+    def update(self, outputs: Tensor, target: Tensor) -> None:
+        prediction = self.loss[0].predict(outputs).reshape(target.shape)
+        for metric in self.metrics.values():
+            metric.update(prediction.float(), target.float())
+
+
+def task_metrics(task: Task, loss: Loss, level_decoding: str = "argmax") -> TaskMetrics:
+    """The metrics of ``task``, decoding outputs with ``loss``."""
+    if task.kind is TaskKind.ORDINAL:
+        return OrdinalMetrics(task, loss, level_decoding)
+    kinds = {
+        TaskKind.MULTICLASS: MulticlassMetrics,
+        TaskKind.MULTILABEL: MultilabelMetrics,
+        TaskKind.REGRESSION: RegressionMetrics,
+    }
+    return kinds[task.kind](task, loss)

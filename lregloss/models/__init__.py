@@ -1,0 +1,6 @@
+"""Backbones: each maps a data module's inputs to ``num_outputs`` values per sample."""
+
+from lregloss.models.mlp import MLP
+from lregloss.models.text import BagOfNgrams
+
+__all__ = ["MLP", "BagOfNgrams"]

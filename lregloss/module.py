@@ -1,0 +1,147 @@
+"""The one LightningModule: a backbone, a loss, and regularizer penalties applied in place."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+
+import matplotlib.pyplot as plt
+import torch
+from pytorch_lightning import LightningModule
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from lregloss.losses import Loss
+from lregloss.metrics import task_metrics
+from lregloss.regularizers import Regularizer
+from lregloss.tasks import Task
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+
+
+class RegularizedLossModule(LightningModule):
+    """Trains ``model`` on ``loss`` plus the penalties of ``regularizers``.
+
+    training loss = data loss + sum_r penalty_r(selected weights of r)
+
+    Penalty gradients are not taken through autograd: after backward, each regularizer adds
+    d penalty / d w to ``.grad`` with fused ``torch._foreach_*`` ops (identical to autograd of
+    the penalty), and proximal regularizers act after each optimizer step. Penalty values
+    are computed only on the steps that log them.
+
+    Logged: ``train/data_loss``, ``train/reg_loss`` (and ``train/reg_loss/<name>`` when
+    there are several), ``train/loss``, ``val/loss``, and the task's metrics under ``val/``
+    and ``test/`` (see `lregloss.metrics`).
+
+    Args:
+        model: the backbone; maps a batch's inputs to ``loss.num_outputs(task)`` outputs.
+        loss: the data loss, which also decodes outputs into predictions.
+        task: the data's task description.
+        optimizer: a partial optimizer taking the parameters (Hydra ``_partial_: true``).
+        scheduler: optional partial LR scheduler taking the optimizer (and ``total_steps``
+            where its signature has it); stepped after every optimizer step.
+        regularizers: penalties by name; none by default.
+        level_decoding: ``argmax`` or ``expected``, how ordinal levels are decoded.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: Loss,
+        task: Task,
+        optimizer: OptimizerFactory,
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        regularizers: Mapping[str, Regularizer] | None = None,
+        level_decoding: str = "argmax",
+    ) -> None:
+        super().__init__()
+        loss.check_task(task)
+        self.model = model
+        self.loss = loss
+        self.task = task
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.regularizers = dict(regularizers or {})
+        self.val_metrics = task_metrics(task, loss, level_decoding)
+        self.test_metrics = task_metrics(task, loss, level_decoding)
+        # Parameters keep their identity when moved between devices, so select them once.
+        self.regularized = {name: reg.select(self) for name, reg in self.regularizers.items()}
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.model(inputs)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        inputs, target = batch
+        data_loss = self.loss(self.model(inputs), target)
+        self.log("train/data_loss", data_loss, prog_bar=True)
+        if self._logs_this_step():
+            penalties = self.penalties()
+            reg_loss = sum(penalties.values(), torch.zeros((), device=data_loss.device))
+            self.log("train/reg_loss", reg_loss)
+            self.log("train/loss", data_loss.detach() + reg_loss)
+            if len(penalties) > 1:
+                self.log_dict({f"train/reg_loss/{name}": value for name, value in penalties.items()})
+        return data_loss
+
+    @torch.no_grad()
+    def penalties(self) -> dict[str, Tensor]:
+        """The current value of each regularizer's penalty (strength included)."""
+        return {name: reg.penalty(self.regularized[name]) for name, reg in self.regularizers.items()}
+
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        for name, reg in self.regularizers.items():
+            reg.add_gradient_(self.regularized[name])
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Optimizer, optimizer_closure=None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        for name, reg in self.regularizers.items():
+            reg.after_optimizer_step(optimizer, self.regularized[name])
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, metrics) -> None:
+        inputs, target = batch
+        outputs = self.model(inputs)
+        self.log(f"{stage}/loss", self.loss(outputs, target), on_epoch=True, prog_bar=stage == "val")
+        metrics.update(outputs, target)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics, confusion_figure=True)
+
+    def _log_metrics(self, stage: str, metrics, confusion_figure: bool = False) -> None:
+        values = metrics.compute()
+        self.log_dict({f"{stage}/{name}": value for name, value in values.items()})
+        if confusion_figure and metrics.confusion is not None:
+            self._log_confusion_matrix(stage, metrics.confusion)
+        metrics.reset()
+
+    def _log_confusion_matrix(self, stage: str, confusion) -> None:
+        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
+        if not loggers or self.trainer.sanity_checking:
+            return
+        figure, _ = confusion.plot(labels=list(self.task.names) if self.task.names else None)
+        for logger in loggers:
+            logger.experiment.add_figure(f"{stage}/confusion_matrix", figure, self.global_step)
+        plt.close(figure)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _logs_this_step(self) -> bool:
+        # Lightning writes step metrics when (batches stepped + 1) % log_every_n_steps == 0.
+        return (self.global_step + 1) % self.trainer.log_every_n_steps == 0

@@ -1,0 +1,75 @@
+"""Every config in conf/ composes with the main config and instantiates."""
+
+from functools import partial
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from lregloss.losses import Loss
+from lregloss.regularizers import Regularizer
+from lregloss.train import instantiate_entries
+
+from conftest import CONF
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("choice", options("loss"))
+def test_loss_configs(compose_config, choice):
+    assert isinstance(instantiate(compose_config(f"loss={choice}").loss), Loss)
+
+
+@pytest.mark.parametrize("choice", options("reg"))
+def test_reg_configs(compose_config, choice):
+    reg = instantiate(compose_config(f"reg={choice}").reg)
+    assert isinstance(reg, Regularizer)
+    assert torch.isfinite(reg(torch.nn.Linear(3, 2)))
+
+
+@pytest.mark.parametrize("choice", options("model"))
+def test_model_configs(compose_config, choice):
+    model = instantiate(compose_config(f"model={choice}").model)
+    assert isinstance(model, partial)
+    assert isinstance(model(input_size=12, num_outputs=5), torch.nn.Module)
+
+
+@pytest.mark.parametrize("choice", options("optimizer"))
+@pytest.mark.parametrize("scheduler", options("scheduler"))
+def test_optimizer_and_scheduler_configs(compose_config, choice, scheduler):
+    cfg = compose_config(f"optimizer={choice}", f"scheduler={scheduler}")
+    optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    if cfg.scheduler:
+        assert instantiate(cfg.scheduler)(optimizer, total_steps=10) is not None
+
+
+@pytest.mark.parametrize("choice", options("data"))
+def test_data_configs(compose_config, choice):
+    datamodule = instantiate(compose_config(f"data={choice}").data)
+    assert hasattr(datamodule, "setup")
+
+
+@pytest.mark.parametrize("group", ["callbacks", "logger"])
+def test_callback_and_logger_configs(compose_config, tmp_path, group):
+    for choice in options(group):
+        entries = instantiate_entries(compose_config(f"{group}={choice}", output_dir=tmp_path)[group])
+        assert all(entry is not None for entry in entries)
+
+
+@pytest.mark.parametrize("choice", options("trainer"))
+def test_trainer_configs(compose_config, tmp_path, choice):
+    cfg = compose_config(f"trainer={choice}", "trainer.accelerator=cpu", output_dir=tmp_path)
+    trainer = instantiate(cfg.trainer, logger=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("choice", options("experiment"))
+def test_experiment_configs(compose_config, choice):
+    cfg = compose_config(f"experiment={choice}")
+    OmegaConf.resolve(cfg)
+    assert isinstance(instantiate(cfg.loss), Loss)
+    assert hasattr(instantiate(cfg.data), "setup")

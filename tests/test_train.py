@@ -1,0 +1,99 @@
+"""The real entry point, end to end on CPU, read back the way a user reads it: TensorBoard and files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lregloss.train import train
+
+from conftest import ROOT
+
+REVIEW_LOSSES = ["hinge", "squared_hinge", "softmax", "hsoftmax", "l2", "l1", "ordinal"]
+TINY = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=1",
+    "callbacks.reg_monitor.every_n_steps=1",
+    "~callbacks.rich_progress_bar",
+]
+
+
+def run_entry_point(log_dir, *overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
+    flags = ["--multirun"] if multirun else []
+    command = [sys.executable, "scripts/train.py", *flags, f"paths.log_dir={log_dir}", *TINY, *overrides]
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+
+
+def scalars(run_dir) -> dict[str, list[float]]:
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """One multirun over every loss that fits star ratings, with L1 on."""
+    log_dir = tmp_path_factory.mktemp("logs")
+    result = run_entry_point(log_dir, f"loss={','.join(REVIEW_LOSSES)}", "reg=l1", multirun=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    [sweep_dir] = (log_dir / "multiruns").iterdir()
+    return sorted((path for path in sweep_dir.iterdir() if path.name.isdigit()), key=lambda p: int(p.name))
+
+
+def test_every_review_loss_runs_and_logs_the_documented_tags(sweep):
+    assert len(sweep) == len(REVIEW_LOSSES)
+    for job in sweep:
+        tags = scalars(job)
+        expected = {"train/loss", "train/data_loss", "train/reg_loss", "val/loss", "val/acc", "val/mae",
+                    "val/rmse", "val/acc_within1", "test/acc", "test/mae", "weights/zero_fraction"}
+        assert expected <= set(tags), (job, sorted(tags))
+        assert min(tags["train/reg_loss"]) > 0
+        assert (job / "checkpoints" / "last.ckpt").exists()
+        results = json.loads((job / "results.json").read_text())
+        assert 0 <= results["test/acc"] <= 1
+        assert "reg:\n  _target_: lregloss.regularizers.L1" in (job / "config.yaml").read_text()
+
+
+def test_losses_with_a_distribution_report_calibration(sweep):
+    with_ece = {job.name for job in sweep if "val/ece" in scalars(job)}
+    expected = {str(REVIEW_LOSSES.index(name)) for name in ("softmax", "hsoftmax", "ordinal")}
+    assert with_ece == expected
+
+
+def test_hparams_tab_holds_the_choices_and_final_metrics(sweep):
+    events = EventAccumulator(str(sweep[0] / "tensorboard"))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    session = content["_hparams_/session_start_info"].decode("latin1")
+    for key in ("loss", "reg", "reg.strength", "optimizer.lr", "max_norm"):
+        assert key in session
+    experiment = content["_hparams_/experiment"].decode("latin1")
+    assert "hp/val/acc" in experiment and "hp/test/mae" in experiment
+    assert scalars(sweep[0])["hp/test/acc"][0] >= 0
+
+
+def test_no_regularizer_logs_zero_reg_loss(compose_config, tmp_path):
+    cfg = compose_config("reg=none", *TINY, output_dir=tmp_path)
+    train(cfg)
+    assert set(scalars(tmp_path)["train/reg_loss"]) == {0.0}
+
+
+def test_a_loss_that_does_not_fit_exits_non_zero_listing_the_losses_that_fit(tmp_path):
+    result = run_entry_point(tmp_path, "loss=attr_hinge")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "losses that fit: hinge, hsoftmax, l1, l2, ordinal, softmax, squared_hinge" in output
+    assert "Traceback" not in output
+
+
+def test_an_unknown_choice_lists_the_available_ones(tmp_path):
+    result = run_entry_point(tmp_path, "loss=hingee")
+    assert result.returncode != 0
+    assert "Available options in 'loss'" in result.stderr
