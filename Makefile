@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: train test venv clean
+.PHONY: train test venv clean bench
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+# Speed against PyTorch's own paths; writes benchmarks/RESULTS.md (about 5-10 min on 2 cores).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
 	rm -rf $(VENV) logs *.egg-info

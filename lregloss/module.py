@@ -12,6 +12,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from lregloss.errors import DivergenceError
 from lregloss.losses import Loss
 from lregloss.metrics import task_metrics
 from lregloss.regularizers import Regularizer
@@ -29,6 +30,10 @@ class RegularizedLossModule(LightningModule):
     d penalty / d w to ``.grad`` with fused ``torch._foreach_*`` ops (identical to autograd of
     the penalty), and proximal regularizers act after each optimizer step. Penalty values
     are computed only on the steps that log them.
+
+    Divergence: every step, the data loss (plus the penalty on the steps that compute it) must
+    be finite, else the step raises a `DivergenceError` naming the step, the values and the
+    likely cause, before backward and before the optimizer could step on NaN gradients.
 
     Logged: ``train/data_loss``, ``train/reg_loss`` (and ``train/reg_loss/<name>`` when
     there are several), ``train/loss``, ``val/loss``, and the task's metrics under ``val/``
@@ -68,6 +73,15 @@ class RegularizedLossModule(LightningModule):
         # Parameters keep their identity when moved between devices, so select them once.
         self.regularized = {name: reg.select(self) for name, reg in self.regularizers.items()}
 
+    def on_train_start(self) -> None:
+        # configure_optimizers reads estimated_stepping_batches, which makes Lightning (2.6)
+        # build the training loader before it restores the loop state of a resumed run, and so
+        # skip handing the loader its saved position. Hand it over now, before the first batch;
+        # the call does nothing when there is no pending state.
+        load_pending = getattr(self.trainer.fit_loop, "_load_combined_loader_states", None)
+        if load_pending is not None:
+            load_pending()
+
     def forward(self, inputs: Tensor) -> Tensor:
         return self.model(inputs)
 
@@ -75,14 +89,45 @@ class RegularizedLossModule(LightningModule):
         inputs, target = batch
         data_loss = self.loss(self.model(inputs), target)
         self.log("train/data_loss", data_loss, prog_bar=True)
+        watched = data_loss
         if self._logs_this_step():
             penalties = self.penalties()
             reg_loss = sum(penalties.values(), torch.zeros((), device=data_loss.device))
             self.log("train/reg_loss", reg_loss)
-            self.log("train/loss", data_loss.detach() + reg_loss)
+            watched = data_loss.detach() + reg_loss
+            self.log("train/loss", watched)
             if len(penalties) > 1:
                 self.log_dict({f"train/reg_loss/{name}": value for name, value in penalties.items()})
+        # One host read of a 0-dim flag per step. It must be synchronous to stop the step before
+        # backward and the optimizer; the progress bar already reads the loss every step, and a
+        # check deferred to the next step would let one NaN update through.
+        if not torch.isfinite(watched):
+            raise DivergenceError(self.divergence_report(data_loss, inputs))
         return data_loss
+
+    @torch.no_grad()
+    def divergence_report(self, data_loss: Tensor, inputs) -> str:
+        """One line on a non-finite step: the step, the loss and penalty values, the likely cause."""
+        values = [f"train/data_loss={data_loss.item():.4g}"]
+        penalties = self.penalties()
+        if penalties:
+            values.append(f"train/reg_loss={sum(p.item() for p in penalties.values()):.4g}")
+        if len(penalties) > 1:
+            values += [f"train/reg_loss/{name}={value.item():.4g}" for name, value in penalties.items()]
+        if isinstance(inputs, Tensor) and inputs.is_floating_point() and not torch.isfinite(inputs).all():
+            cause = "this batch's inputs hold NaN or inf; clean the data"
+        else:
+            knobs = []
+            if self._trainer is not None and self.trainer.optimizers:
+                knobs.append(f"the learning rate (now {self.trainer.optimizers[0].param_groups[0]['lr']:.3g})")
+            knobs += [
+                f"the {name} strength ({reg.strength:.3g})"
+                for name, reg in self.regularizers.items()
+                if isinstance(getattr(reg, "strength", None), float) and reg.strength > 0
+            ]
+            cause = f"{' or '.join(knobs) or 'the learning rate'} is likely too high"
+        epoch = f" (epoch {self.current_epoch})" if self._trainer is not None else ""
+        return f"training diverged at step {self.global_step}{epoch}: {', '.join(values)}; {cause}"
 
     @torch.no_grad()
     def penalties(self) -> dict[str, Tensor]:

@@ -8,28 +8,37 @@ import math
 import os
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
+from lregloss.checkpointing import checkpoint_step, last_checkpoint
+from lregloss.data.checks import check_first_batches
+from lregloss.errors import USER_ERRORS, ConfigError, DivergenceError, config_key, innermost, one_line
+from lregloss.hydra_callbacks import ERROR_FILE
 from lregloss.losses import Loss
 from lregloss.module import RegularizedLossModule
+from lregloss.resume import resumed_config
 from lregloss.tasks import Task
+from lregloss.validation import check_positive, writable_folder_problem
 
 log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own use of a torch deprecation
 
 GROUPS = ("data", "model", "loss", "reg", "optimizer", "scheduler")
-# Errors that mean "the configuration or the data is wrong": reported in one line, no traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, InstantiationException)
+# Exit statuses of a single run: a config, data or output-folder problem; a diverged training.
+EXIT_USER_ERROR = 2
+EXIT_DIVERGED = 3
 
 
 def config_group_targets(group: str) -> dict[str, type]:
@@ -57,33 +66,92 @@ def check_loss_fits(loss_config: DictConfig, task: Task) -> None:
     loss_class.check_task(task, config_group_targets("loss") or None)
 
 
-def instantiate_entries(config: DictConfig | None) -> list[Any]:
-    """Instantiate each named entry of a dict-of-configs group (callbacks, loggers)."""
+def instantiate_entries(config: DictConfig | None, group: str = "", **extra: Any) -> list[Any]:
+    """Instantiate each named entry of a dict-of-configs group (callbacks, loggers).
+
+    A bad argument raises a ConfigError naming ``<group>.<entry>.<argument>``.
+    """
     if not config:
         return []
-    return [instantiate(entry) for entry in config.values() if entry is not None and "_target_" in entry]
+    entries = []
+    for name, entry in config.items():
+        if entry is not None and "_target_" in entry:
+            with config_key(f"{group}.{name}" if group else str(name), entry):
+                entries.append(instantiate(entry, **extra))
+    return entries
+
+
+def instantiate_loggers(config: DictConfig | None, purge_step: int | None = None) -> list[Logger]:
+    """The loggers of the ``logger`` group; TensorBoard ones hide events from ``purge_step`` on.
+
+    A resumed run replays the steps after its checkpoint; TensorBoard's ``purge_step`` drops
+    the killed run's events for those steps, so the history has neither gap nor duplicate.
+    """
+    loggers = []
+    for name, entry in (config or {}).items():
+        if entry is None or "_target_" not in entry:
+            continue
+        extra = {}
+        if purge_step is not None and issubclass(get_class(entry._target_), TensorBoardLogger):
+            extra["purge_step"] = purge_step
+        with config_key(f"logger.{name}", entry):
+            loggers.append(instantiate(entry, **extra))
+    return loggers
+
+
+def check_optimizer(config: DictConfig, parameters: list[torch.nn.Parameter]) -> None:
+    """Build the optimizer once, so that a bad argument fails before training, and require ``lr`` > 0.
+
+    torch itself accepts ``lr=0`` (and an infinite one), which trains nothing.
+    """
+    with config_key("optimizer", config):
+        if config.get("lr") is not None:
+            check_positive("lr", config.lr)
+        instantiate(config)(parameters)
 
 
 def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLossModule:
-    """The LightningModule of ``cfg`` for a data set with ``task`` and ``input_size``."""
+    """The LightningModule of ``cfg`` for a data set with ``task`` and ``input_size``.
+
+    Raises:
+        LossTaskMismatchError: the loss does not fit ``task``; the message lists those that do.
+        ConfigError: a config value out of range; the message names its key (``loss.margin``).
+    """
     check_loss_fits(cfg.loss, task)
-    loss = instantiate(cfg.loss)
-    model = instantiate(cfg.model)(input_size=input_size, num_outputs=loss.num_outputs(task))
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    with config_key("loss", cfg.loss):
+        loss = instantiate(cfg.loss)
+    with config_key("model", cfg.model):
+        model = instantiate(cfg.model)(input_size=input_size, num_outputs=loss.num_outputs(task))
+    check_optimizer(cfg.optimizer, [*model.parameters(), *loss.parameters()])
+    scheduler = None
+    if cfg.get("scheduler"):
+        with config_key("scheduler", cfg.scheduler):
+            scheduler = instantiate(cfg.scheduler)
+    with config_key("reg", cfg.reg):
+        regularizer = instantiate(cfg.reg)
     return RegularizedLossModule(
         model=model,
         loss=loss,
         task=task,
         optimizer=instantiate(cfg.optimizer),
         scheduler=scheduler,
-        regularizers={"reg": instantiate(cfg.reg)},
+        regularizers={"reg": regularizer},
         level_decoding=cfg.level_decoding,
     )
 
 
+def group_choices(cfg: DictConfig) -> dict[str, str]:
+    """The option picked in each config group: this job's, or for a resumed run its first run's."""
+    if cfg.get("resume"):
+        first_run = Path(str(cfg.resume), ".hydra", "hydra.yaml")
+        if first_run.is_file():
+            return dict(OmegaConf.load(first_run).hydra.runtime.choices)
+    return dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+
+
 def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     """The knobs a comparison varies, flat and TensorBoard-safe (None becomes 'none')."""
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    choices = group_choices(cfg)
     picked: dict[str, Any] = {group: choices.get(group, cfg[group].get("_target_", "none")) for group in GROUPS}
     picked["seed"] = cfg.seed
     for group in GROUPS:
@@ -107,27 +175,56 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured module, evaluate its best checkpoint, and return the final metrics.
 
     Writes into the job's folder: ``config.yaml`` (resolved), TensorBoard events (with the
-    HPARAMS table), checkpoints, and ``results.json``.
+    HPARAMS table), checkpoints, and ``results.json``. With ``cfg.resume`` set to a run folder,
+    fitting continues from that run's ``checkpoints/last.ckpt`` (``cfg`` is then the config
+    to continue with, see `lregloss.resume.resumed_config`).
+
+    Everything that can be checked before training is, in this order: the output folder,
+    the data (the data module's own checks, then its first batches against its task), every
+    config value, the optimizer.
+
+    Raises:
+        ConfigError: a config value, the data or the output folder is unusable; the message
+            names the key, the file or the folder, and the fix.
+        LossTaskMismatchError: the loss does not fit the data's task.
+        DivergenceError: the loss, a penalty or the weights became NaN or inf.
     """
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
+    problem = writable_folder_problem(output_dir)
+    if problem:
+        raise ConfigError(f"paths.output_dir={output_dir}: {problem}; pass paths.log_dir=<a writable folder>")
+    checkpoint = None
+    if cfg.get("resume"):
+        checkpoint = last_checkpoint(cfg.resume)
+        if not checkpoint.is_file():
+            raise ConfigError(
+                f"resume={cfg.resume}: no checkpoint to continue from (looked for {checkpoint.resolve()})"
+            )
     output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / ERROR_FILE).unlink(missing_ok=True)  # a resumed job's earlier failure is over
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    with config_key("data", cfg.data):
+        datamodule = instantiate(cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        check_first_batches(datamodule, datamodule.task)
     module = build_module(cfg, datamodule.task, datamodule.input_size)
-    loggers: list[Logger] = instantiate_entries(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=instantiate_entries(cfg.get("callbacks")), logger=loggers or False)
+    purge_step = checkpoint_step(checkpoint) if checkpoint else None
+    loggers: list[Logger] = instantiate_loggers(cfg.get("logger"), purge_step)
+    callbacks = instantiate_entries(cfg.get("callbacks"), "callbacks")
+    with config_key("trainer", cfg.trainer):
+        trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    trainer.fit(module, datamodule=datamodule)
-    checkpoint = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
-    results = trainer.validate(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best = best or None  # None: evaluate the weights as they are
+    results = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     if cfg.get("test"):
-        results += trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint)
+        results += trainer.test(module, datamodule=datamodule, ckpt_path=best)
     metrics = final_metrics(results)
     metrics["wall_time_s"] = time.perf_counter() - started
     metrics["epochs"] = trainer.current_epoch
@@ -144,16 +241,66 @@ def monitored_value(cfg: DictConfig, metrics: dict[str, float]) -> float:
     return metrics.get(cfg.monitor.metric, math.nan)
 
 
-def run(cfg: DictConfig) -> float:
-    """The command-line job: train, report a user error in one line and exit 2, return the metric.
+def failure_message(cfg: DictConfig, error: BaseException) -> str:
+    """One line on a failed job: the error's own message, plus where the last good checkpoint is."""
+    message = one_line(str(innermost(error))) or type(error).__name__
+    if isinstance(error, DivergenceError):
+        checkpoint = last_checkpoint(cfg.paths.output_dir)
+        if checkpoint.is_file():
+            message = f"{message}; the last good checkpoint is kept: {checkpoint}"
+        else:
+            message = f"{message}; no checkpoint was written"
+    return message
 
-    Set ``HYDRA_FULL_ERROR=1`` for the full traceback instead.
-    """
+
+def record_failure(cfg: DictConfig, message: str, details: str = "") -> None:
+    """Write a failed sweep job's ``error.txt`` (the one-line message, then any traceback), if it can."""
     try:
+        Path(cfg.paths.output_dir, ERROR_FILE).write_text(message + "\n" + details)
+    except OSError:
+        pass  # the folder itself may be what failed; the message is logged anyway
+
+
+def is_config_group(key: str) -> bool:
+    """True where ``key`` names a config group of the running Hydra app (``loss``, ``reg``, ...)."""
+    hydra = GlobalHydra.instance()
+    return hydra.is_initialized() and hydra.config_loader().repository.group_exists(key)
+
+
+def run(cfg: DictConfig) -> float:
+    """The command-line job: train and return the recipe's metric; report failures in one line.
+
+    A single run exits with status 2 for bad input (config, data, output folder) and 3 for a
+    diverged training, after one log line that names the problem and the fix. In a multirun
+    a failing job, whatever the error, writes that line (and any traceback) to its
+    ``error.txt`` and returns NaN, so the sweep goes on; ``FailedJobsReport`` makes the sweep
+    exit non-zero at its end. ``debug=true`` or ``HYDRA_FULL_ERROR=1`` raise instead, with
+    the full traceback.
+    """
+    hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
+    multirun = hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN
+    show_traceback = bool(cfg.get("debug")) or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        if cfg.get("resume"):
+            if multirun:
+                raise ConfigError("resume= continues one run; run it without --multirun")
+            overrides = list(hydra_config.overrides.task) if hydra_config is not None else []
+            cfg = resumed_config(cfg, overrides, is_config_group)
         metrics = train(cfg)
-    except USER_ERRORS as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except (*USER_ERRORS, DivergenceError) as error:
+        if show_traceback:
             raise
-        log.error("%s (set HYDRA_FULL_ERROR=1 for the traceback)", error)
-        sys.exit(2)
+        message = failure_message(cfg, error)
+        log.error("%s (debug=true or HYDRA_FULL_ERROR=1 show the traceback)", message)
+        if multirun:
+            record_failure(cfg, message)
+            return math.nan
+        sys.exit(EXIT_DIVERGED if isinstance(error, DivergenceError) else EXIT_USER_ERROR)
+    except Exception as error:
+        if not multirun or show_traceback:
+            raise
+        message = failure_message(cfg, error)
+        record_failure(cfg, message, traceback.format_exc())
+        log.error("job failed: %s (traceback in %s)", message, Path(cfg.paths.output_dir, ERROR_FILE))
+        return math.nan
     return monitored_value(cfg, metrics)

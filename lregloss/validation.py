@@ -1,6 +1,8 @@
 """Eager argument checks whose messages name the argument and the allowed range."""
 
 import math
+import tempfile
+from pathlib import Path
 
 
 def check_positive(name: str, value: float) -> float:
@@ -32,3 +34,21 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     return value
+
+
+def writable_folder_problem(folder: str | Path) -> str | None:
+    """Why files cannot be written in ``folder`` (created as needed), or None where they can.
+
+    Checks the nearest folder that exists, without creating anything: it must be a folder
+    and accept a new file.
+    """
+    existing = Path(folder)
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as error:
+        return f"cannot create a file in {existing} ({error.strerror or error})"
+    return None

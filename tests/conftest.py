@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import random
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,26 @@ def compose_config():
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+MOODS = {1: "awful", 2: "poor", 3: "okay", 4: "good", 5: "great"}
+WORDS = "top dress fit size color fabric soft love return small large nice".split()
+
+
+def write_reviews_csv(path: Path, rows: int = 300, seed: int = 0) -> Path:
+    """A review CSV in the shipped format whose rating is learnable from one mood word per review."""
+    chooser = random.Random(seed)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["", "Title", "Review Text", "Rating"])
+        for index in range(rows):
+            rating = index % 5 + 1
+            text = " ".join(chooser.choices(WORDS, k=8) + [MOODS[rating]] + chooser.choices(WORDS, k=4))
+            writer.writerow([index, "title", text, rating])
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_reviews_csv(tmp_path_factory) -> Path:
+    """300 short reviews, 60 per rating: training runs on it take well under a second."""
+    return write_reviews_csv(tmp_path_factory.mktemp("reviews") / "reviews.csv")

@@ -7,6 +7,7 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -146,6 +147,33 @@ def test_module_buffers_hold_the_tree_paths(class_counts):
         assert loss.path_nodes[c, :length].tolist() == [node for node, _ in path]
         assert loss.path_signs[c, :length].tolist() == [sign for _, sign in path]
         assert not loss.path_signs[c, length:].any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("num_classes", SIZES)
+@pytest.mark.parametrize("huffman", [False, True])
+def test_log_prob_without_autograd_matches_the_differentiable_one(num_classes, huffman, bias, dtype):
+    # Evaluation (no autograd) forms the same sums in place, in one buffer; training keeps
+    # the differentiable version. They must agree, and neither may touch its inputs.
+    counts = random_counts(num_classes, seed=4) if huffman else None
+    loss = randomised(HierarchicalSoftmax(6, num_classes, class_counts=counts, bias=bias), seed=5).to(dtype)
+    h, _ = features_and_labels(9, 6, num_classes, seed=6)
+    h = h.to(dtype)
+    expected = loss.log_prob(h)  # parameters require grad: the differentiable version
+    assert expected.requires_grad
+    with torch.no_grad():
+        got = loss.log_prob(h)
+        logits = F.linear(h, loss.weight, loss.bias)
+        kept = logits.clone()
+        from_logits = tree_log_prob(
+            logits, loss.node_parent, loss.node_sign, loss.leaf_parent, loss.leaf_sign, loss.level_starts
+        )
+    assert got.shape == (9, num_classes) and got.is_contiguous() and not got.requires_grad
+    tolerance = {"atol": 1e-12, "rtol": 0} if dtype == torch.float64 else {"atol": 1e-5, "rtol": 1e-5}
+    torch.testing.assert_close(got, expected.detach(), **tolerance)
+    torch.testing.assert_close(from_logits, expected.detach(), **tolerance)
+    assert torch.equal(logits, kept)
 
 
 @pytest.mark.parametrize("num_classes", SIZES)

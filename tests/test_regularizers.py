@@ -236,6 +236,28 @@ def test_gradient_mode_l1_adds_strength_times_sign():
     torch.testing.assert_close(weight.grad, expected, rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("make,l1,l2", [(lambda: L1(0.1), 0.1, 0.0), (lambda: ElasticNet(0.1, 0.3), 0.1, 0.3)])
+def test_sign_gradients_of_large_and_non_contiguous_weights(make, l1, l2, dtype):
+    # On CPU the sign term is added block by block (blocks of 1 MiB); tensors spanning several
+    # blocks, a ragged last block and non-contiguous layouts must give the whole-tensor result.
+    generator = torch.Generator().manual_seed(3)
+    shapes = [(700, 1000), (3, 5), (40, 30, 3, 3)]
+    params = [nn.Parameter(torch.randn(shape, dtype=dtype, generator=generator)) for shape in shapes]
+    params[2] = nn.Parameter(params[2].detach().to(memory_format=torch.channels_last))  # not contiguous
+    with torch.no_grad():
+        params[0][0, :10] = 0.0
+    grads = [torch.randn(p.shape, dtype=dtype, generator=generator) for p in params]
+    grads[1] = grads[1].t().contiguous().t()  # a gradient laid out unlike its parameter
+    # Over whole tensors, with the same ops (add with alpha may fuse the multiply-add).
+    expected = [g.clone().add_(p.detach(), alpha=l2).add_(p.detach().sign(), alpha=l1) for g, p in zip(grads, params)]
+    for param, grad in zip(params, grads):
+        param.grad = grad.clone()
+    make().add_gradient_(params)
+    for param, want in zip(params, expected):
+        assert torch.equal(param.grad, want)
+
+
 @pytest.mark.parametrize("make", [lambda: L1(0.1, mode="proximal"), lambda: ElasticNet(0.1, 0.0, mode="proximal")])
 def test_proximal_adds_no_gradient_and_soft_thresholds_to_exact_zeros(make):
     reg = make()

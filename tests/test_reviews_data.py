@@ -166,14 +166,23 @@ def test_task_and_batches(reviews_csv):
     assert ids[0, : len(first)].tolist() == first and not ids[0, len(first) :].any()
 
 
-def test_training_batches_are_shuffled(reviews_csv):
+def test_training_batches_are_shuffled_by_seed_and_epoch(reviews_csv):
     data = ReviewsDataModule(path=reviews_csv, batch_size=40, min_count=1)
     data.setup("fit")
-    torch.manual_seed(0)
-    first = next(iter(data.train_dataloader()))[1]
-    second = next(iter(data.train_dataloader()))[1]
+
+    def first_batch(seed: int, epoch: int) -> torch.Tensor:
+        torch.manual_seed(seed)  # the run's seed, which the shuffle takes from torch.initial_seed()
+        loader = data.train_dataloader()
+        loader.sampler.set_epoch(epoch)  # as Lightning does at the start of each epoch
+        torch.rand(3)  # other draws from the global generator do not move the order
+        return next(iter(loader))[1]
+
+    first = first_batch(seed=0, epoch=0)
+    assert sorted(first.tolist()) != first.tolist()
+    assert torch.equal(first, first_batch(seed=0, epoch=0))
+    assert not torch.equal(first, first_batch(seed=0, epoch=1))
+    assert not torch.equal(first, first_batch(seed=1, epoch=0))
     fixed = next(iter(data.val_dataloader()))[1]
-    assert not torch.equal(first, second)
     assert torch.equal(fixed, next(iter(data.val_dataloader()))[1])
 
 

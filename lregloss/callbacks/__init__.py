@@ -1,6 +1,15 @@
 """Things that act between training steps."""
 
+from lregloss.callbacks.last_checkpoint import LastCheckpoint
 from lregloss.callbacks.max_norm import MaxNormConstraint, project_max_norm_
+from lregloss.callbacks.random_state import RandomStateCheckpoint
 from lregloss.callbacks.reg_monitor import RegularizationMonitor, weight_statistics
 
-__all__ = ["MaxNormConstraint", "RegularizationMonitor", "project_max_norm_", "weight_statistics"]
+__all__ = [
+    "LastCheckpoint",
+    "MaxNormConstraint",
+    "RandomStateCheckpoint",
+    "RegularizationMonitor",
+    "project_max_norm_",
+    "weight_statistics",
+]

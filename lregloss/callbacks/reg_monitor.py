@@ -63,7 +63,16 @@ class RegularizationMonitor(Callback):
         chosen = {id(p) for p in select_parameters(pl_module, self.include)}
         self._watched = [(name, p) for name, p in pl_module.named_parameters() if id(p) in chosen]
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # A resumed run starts at its checkpoint's step, whose statistics the killed run logged
+        # and TensorBoard's purge_step then dropped: log them again from the restored weights.
+        if trainer.global_step > 0:
+            self._log(trainer)
+
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
+        self._log(trainer)
+
+    def _log(self, trainer: Trainer) -> None:
         step = trainer.global_step
         if step % self.every_n_steps or not trainer.loggers or not trainer.is_global_zero:
             return

@@ -14,8 +14,9 @@ from typing import IO
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
+from lregloss.data.resumable import EpochShuffle, ResumableLoader
 from lregloss.data.text import build_vocabulary, encode, tokenize, with_ngrams
 from lregloss.tasks import Task
 from lregloss.validation import check_positive
@@ -144,7 +145,9 @@ class ReviewsDataModule(pl.LightningDataModule):
     Every document is encoded once, at setup, into a padded (N, L) int64 matrix.
 
     Batches are ``(ids, level)``: ``ids`` (B, L) int64 with 0 padding, trimmed to the
-    batch's longest document; ``level`` (B,) int64 = rating - 1, in 0..4.
+    batch's longest document; ``level`` (B,) int64 = rating - 1, in 0..4. Training batches
+    come in an order fixed by ``torch.initial_seed()`` and the epoch (`EpochShuffle`), from a
+    loader that a killed run resumes in mid-epoch (`ResumableLoader`).
 
     After ``setup``: ``task`` (ordinal, 5 levels, training counts), ``input_size``
     (vocabulary size), ``vocabulary`` (id -> n-gram), ``texts`` and ``levels`` (every kept
@@ -155,7 +158,8 @@ class ReviewsDataModule(pl.LightningDataModule):
             None for the shipped data.
         num_classes: number of rating levels; must be 5 (star ratings 1..5).
         batch_size: documents per batch.
-        seed: seed of the split (not of the training shuffle, which the trainer seeds).
+        seed: seed of the split. The training order comes from ``torch.initial_seed()`` (the
+            run's ``seed``) and the epoch.
         val_fraction: share of each rating kept for validation, in (0, 1).
         test_fraction: share of each rating kept for testing, in (0, 1).
         max_tokens: tokens kept per document before n-grams, or None for all. The longest
@@ -171,7 +175,9 @@ class ReviewsDataModule(pl.LightningDataModule):
 
     Raises:
         ValueError: an argument out of range (at construction), or a CSV without the
-            required columns or with a rating outside 1..5 (at setup).
+            required columns, with a rating outside 1..5, or too small to fill every split
+            (at setup).
+        FileNotFoundError: ``path`` is not a file (at setup).
         ChecksumMismatchError: the shipped file fails its checksum (at setup).
     """
 
@@ -229,12 +235,24 @@ class ReviewsDataModule(pl.LightningDataModule):
             verify_sha256(path, SHIPPED_SHA256)
         else:
             path = Path(self.path)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"path {self.path!r} is not a file (looked at {path.resolve()}); give a review CSV (plain, .gz "
+                    f"or .xz) with the columns {', '.join(REQUIRED_COLUMNS)}, or path=null for the shipped data"
+                )
         self.texts, levels = read_reviews(path)
         if not self.texts:
             raise ValueError(f"{path} holds no row with review text")
         self.levels = torch.tensor(levels, dtype=torch.long)
         split = stratified_split(self.levels, (self.val_fraction, self.test_fraction), self.seed)
         self.split_indices = dict(zip(("val", "test", "train"), split))
+        for name in SPLITS:
+            if len(self.split_indices[name]) == 0:
+                raise ValueError(
+                    f"the {name} split of {path} is empty: {len(self.texts)} rows with review text, "
+                    f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, rounded per rating; "
+                    "give more rows or larger fractions"
+                )
         documents = [with_ngrams(tokenize(text)[: self.max_tokens], self.ngrams) for text in self.texts]
         train_rows = self.split_indices["train"].tolist()
         self.vocabulary = build_vocabulary([documents[i] for i in train_rows], self.min_count, self.max_vocab)
@@ -253,16 +271,13 @@ class ReviewsDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         # The sampler yields whole index lists and TensorDataset slices its tensors with
-        # them: one gather per batch instead of B item fetches and a stack.
+        # them: one gather per batch instead of B item fetches and a stack. The training
+        # order is fixed by the run's seed and the epoch, so a killed run resumes mid-epoch
+        # on the same batches (see lregloss.data.resumable).
         dataset = self.datasets[name]
-        order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-        return DataLoader(
-            dataset,
-            sampler=BatchSampler(order, self.batch_size, drop_last=False),
-            batch_size=None,
-            collate_fn=_whole_batches,
-            num_workers=self.num_workers,
-        )
+        order = EpochShuffle(len(dataset), torch.initial_seed(), self.batch_size, shuffle=shuffle)
+        loader = ResumableLoader if shuffle else DataLoader
+        return loader(dataset, sampler=order, batch_size=None, collate_fn=_whole_batches, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lregloss.regularizers.base import Regularizer
+from lregloss.regularizers.base import Regularizer, add_l1_l2_gradient_, grads_of
 from lregloss.regularizers.l1 import L1
 from lregloss.regularizers.l2 import L2
 from lregloss.validation import check_non_negative
@@ -50,9 +50,9 @@ class ElasticNet(Regularizer):
 
     @torch.no_grad()
     def add_gradient_(self, params: Sequence[Tensor]) -> None:
-        """``grad += l2 * x``, plus ``l1 * sign(x)`` in gradient mode."""
-        self.l2.add_gradient_(params)
-        self.l1.add_gradient_(params)
+        """``grad += l2 * x``, plus ``l1 * sign(x)`` in gradient mode (one pass over the weights)."""
+        l1 = self.l1.strength if self.l1.mode == "gradient" else 0.0
+        add_l1_l2_gradient_(grads_of(params), params, l1, self.l2.strength)
 
     def after_optimizer_step(self, optimizer: torch.optim.Optimizer, params: Sequence[Tensor]) -> None:
         """The L1 part's proximal step, in proximal mode."""

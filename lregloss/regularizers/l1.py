@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lregloss.regularizers.base import Regularizer, grads_of, zero_penalty
+from lregloss.regularizers.base import Regularizer, add_l1_l2_gradient_, grads_of, zero_penalty
 from lregloss.validation import check_choice, check_non_negative
 
 L1_MODES = ("gradient", "proximal")
@@ -18,8 +18,11 @@ def soft_threshold_(optimizer: torch.optim.Optimizer, params: Sequence[Tensor], 
     """Proximal step of ``strength * sum(abs(x))``: ``x <- sign(x) * max(abs(x) - lr * strength, 0)``.
 
     ``lr`` is that of the optimizer param group holding each parameter; parameters the optimizer
-    does not hold are left alone. Written as ``x - clamp(x, -t, t)`` with ``t = lr * strength``,
-    which is the same map and gives exact zeros (``x - x``) for ``abs(x) <= t``.
+    does not hold are left alone. This is torch's ``softshrink`` with ``lambd = lr * strength``
+    (``x - t`` above ``t``, ``x + t`` below ``-t``, exactly 0 between), written into each
+    parameter in place: one pass over the weights, where the same map as
+    ``x - clamp(x, -t, t)`` with ``torch._foreach_*`` ops takes three and a temporary copy
+    (about five times slower on CPU).
 
     Args:
         optimizer: the optimizer that has just stepped.
@@ -28,13 +31,12 @@ def soft_threshold_(optimizer: torch.optim.Optimizer, params: Sequence[Tensor], 
     """
     wanted = {id(param) for param in params}
     for group in optimizer.param_groups:
-        group_params = [param for param in group["params"] if id(param) in wanted]
         threshold = float(group["lr"]) * strength
-        if not group_params or threshold == 0:
+        if threshold == 0:
             continue
-        clipped = torch._foreach_clamp_min(group_params, -threshold)
-        torch._foreach_clamp_max_(clipped, threshold)
-        torch._foreach_sub_(group_params, clipped)
+        for param in group["params"]:
+            if id(param) in wanted:
+                torch.ops.aten.softshrink.out(param, threshold, out=param)
 
 
 class L1(Regularizer):
@@ -80,7 +82,7 @@ class L1(Regularizer):
         """``grad += strength * sign(x)`` in gradient mode; nothing in proximal mode."""
         if not params or self.mode == "proximal":
             return
-        torch._foreach_add_(grads_of(params), torch._foreach_sign(list(params)), alpha=self.strength)
+        add_l1_l2_gradient_(grads_of(params), params, self.strength, 0.0)
 
     def after_optimizer_step(self, optimizer: torch.optim.Optimizer, params: Sequence[Tensor]) -> None:
         """Soft-threshold ``params`` by ``lr * strength`` in proximal mode; nothing in gradient mode."""
