@@ -9,13 +9,13 @@ Each call computes the loss on (N, C) scores that require grad and backpropagate
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmarks.report import run_standalone
 from benchmarks.timing import Table, time_variants
 from lregloss.losses import MulticlassHinge, MulticlassSquaredHinge
 
@@ -67,14 +67,5 @@ def run(tiny: bool = False) -> list[Table]:
     return tables
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="toy sizes, for a smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    for table in run(args.tiny):
-        print(table.markdown(), end="\n\n")
-
-
 if __name__ == "__main__":
-    main()
+    run_standalone(run, __doc__)

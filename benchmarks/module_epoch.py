@@ -23,7 +23,6 @@ Two nets: the issue's MLP (3072-1024-1024-10), where compute dominates, and a sm
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import statistics
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks.report import run_standalone
 from benchmarks.timing import Measured, Table, time_variants
 from lregloss.losses import SoftmaxCrossEntropy
 from lregloss.models import MLP
@@ -200,14 +200,5 @@ def run(tiny: bool = False) -> list[Table]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="toy sizes, for a smoke test")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    for table in run(args.tiny):
-        print(table.markdown(), end="\n\n")
-
-
 if __name__ == "__main__":
-    main()
+    run_standalone(run, __doc__)

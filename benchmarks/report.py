@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -115,3 +116,13 @@ def results_markdown(results: Sequence[BenchmarkResult], command: str, notes: Se
         for table in result.tables:
             parts += [table.markdown(), ""]
     return "\n".join(parts)
+
+
+def run_standalone(run: Callable[[bool], Sequence[Table]], doc: str) -> None:
+    """Command line of one benchmark module: ``python -m benchmarks.<name> [--tiny]``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="toy sizes, for a smoke test")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    for table in run(args.tiny):
+        print(table.markdown(), end="\n\n")
