@@ -20,6 +20,14 @@ class ConfigError(ValueError):
     """
 
 
+class ChecksumMismatchError(ValueError):
+    """A data file's checksum differs from the one the code expects.
+
+    The message names the file, both digests and the fix. A ValueError, so that the training
+    entry point reports it in one line, like other data errors.
+    """
+
+
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss, penalty or weights.
 

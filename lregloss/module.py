@@ -88,9 +88,11 @@ class RegularizedLossModule(LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, target = batch
         data_loss = self.loss(self.model(inputs), target)
-        self.log("train/data_loss", data_loss, prog_bar=True)
         watched = data_loss
         if self._logs_this_step():
+            # On logging steps only, like the penalties: a self.log call every step made an
+            # epoch of a small MLP 1.25x a bare LightningModule's (1.02x without it).
+            self.log("train/data_loss", data_loss, prog_bar=True)
             penalties = self.penalties()
             reg_loss = sum(penalties.values(), torch.zeros((), device=data_loss.device))
             self.log("train/reg_loss", reg_loss)

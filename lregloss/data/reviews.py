@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lregloss.data.resumable import EpochShuffle, ResumableLoader
 from lregloss.data.text import build_vocabulary, encode, tokenize, with_ngrams
+from lregloss.errors import ChecksumMismatchError
 from lregloss.tasks import Task
 from lregloss.validation import check_positive
 
@@ -31,14 +32,6 @@ SPLITS = ("train", "val", "test")
 def shipped_path() -> Path:
     """Where the shipped review CSV lies inside the installed package."""
     return Path(str(resources.files("lregloss.data").joinpath("assets", SHIPPED_FILE)))
-
-
-class ChecksumMismatchError(ValueError):
-    """A data file's sha256 differs from the one the code expects.
-
-    A ValueError, so that the training entry point reports it in one line, like other data
-    errors.
-    """
 
 
 def verify_sha256(path: Path, expected: str) -> None:
