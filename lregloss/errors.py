@@ -28,6 +28,13 @@ class ChecksumMismatchError(ValueError):
     """
 
 
+class ReportError(ValueError):
+    """A sweep report cannot be made: a folder is missing or holds no job, or a named metric or column is unknown.
+
+    The message names what was given and what would be accepted.
+    """
+
+
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss, penalty or weights.
 

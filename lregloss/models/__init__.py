@@ -1,6 +1,7 @@
 """Backbones: each maps a data module's inputs to ``num_outputs`` values per sample."""
 
+from lregloss.models.cifar import AirbenchNet, ResNet18
 from lregloss.models.mlp import MLP
 from lregloss.models.text import BagOfNgrams
 
-__all__ = ["MLP", "BagOfNgrams"]
+__all__ = ["MLP", "AirbenchNet", "BagOfNgrams", "ResNet18"]
