@@ -57,24 +57,6 @@ def small_cifar_cnn(width: int = 16, side: int = 32) -> nn.Module:
     )  # fmt: skip
 
 
-@torch.no_grad()
-def project_rows_over_cap_(params: list[Tensor], max_norm: float) -> None:
-    """A proposed ``project_max_norm_``: the same result, without rewriting units under the cap.
-
-    ``renorm_`` computes every unit's norm, then multiplies every unit by its factor, 1 for
-    those under the cap: a second full pass over the weights. Here the norms come first and
-    only the units above (or within float rounding of) the cap go through ``renorm_``, so
-    its decision and factors are unchanged. The ``nonzero`` reads the mask on the host,
-    free on CPU (on GPU it would be a sync, and ``renorm_`` should stay).
-    """
-    for param in params:
-        units = param if param.ndim >= 2 else param.view(-1, 1)
-        norms = torch.linalg.vector_norm(units.flatten(1), dim=1)
-        over = (norms > max_norm * (1 - 1e-5)).nonzero().squeeze(1)
-        if len(over):
-            units.index_copy_(0, over, units.index_select(0, over).renorm_(p=2, dim=0, maxnorm=max_norm))
-
-
 def training_block(
     make_model: Callable[[], nn.Module],
     inputs: Tensor,
@@ -84,7 +66,6 @@ def training_block(
     log_every: int | None = None,
     weight_decay: float = 0.0,
     max_norm: float | None = None,
-    projection: Callable[[list[Tensor], float], None] = project_max_norm_,
 ) -> Callable[[], None]:
     """A function running ``STEPS_PER_SAMPLE`` training steps on one fixed batch.
 
@@ -96,8 +77,8 @@ def training_block(
             (the penalty added to the loss).
         log_every: compute the penalty value every this many steps (``fused`` only).
         weight_decay: SGD's own coupled weight decay, on every parameter.
-        max_norm: project each unit's incoming weights onto this L2 ball after each step.
-        projection: how (``lregloss.callbacks.project_max_norm_``, the callback's, by default).
+        max_norm: project each unit's incoming weights onto this L2 ball after each step
+            (``lregloss.callbacks.project_max_norm_``, the callback's).
     """
     torch.manual_seed(0)
     model = make_model()
@@ -123,7 +104,7 @@ def training_block(
                     with torch.no_grad():
                         logged.append(regularizer.penalty(params))
             if max_norm is not None:
-                projection(params, max_norm)
+                project_max_norm_(params, max_norm)
             step_count += 1
         logged.clear()
 
@@ -153,7 +134,6 @@ def step_variants(make_model: Callable[[], nn.Module], inputs: Tensor, target: T
         "l1 proximal": (block(regularizer=L1(L1_STRENGTH, mode="proximal")), 1.10),
         "l1 proximal, log every 10": (block(regularizer=L1(L1_STRENGTH, mode="proximal"), log_every=every), 1.10),
         "max-norm constraint": (block(max_norm=MAX_NORM), 1.05),
-        "max-norm, proposed projection": (block(max_norm=MAX_NORM, projection=project_rows_over_cap_), None),
     }  # fmt: skip
     if not full:  # the CNN: the autograd references of l1 and elastic add nothing new there
         for name in ("l1, penalty through autograd", "elastic, penalty through autograd", "l1, log every 10",

@@ -74,11 +74,10 @@ MLP_ROWS = [
     "SGD weight_decay", "l2, penalty through autograd", "l2", "l2, log every 10",
     "l1, penalty through autograd", "l1", "l1, log every 10", "elastic, penalty through autograd", "elastic",
     "elastic, log every 10", "l1 proximal", "l1 proximal, log every 10", "max-norm constraint",
-    "max-norm, proposed projection",
 ]  # fmt: skip
 CNN_ROWS = [
     "SGD weight_decay", "l2, penalty through autograd", "l2", "l2, log every 10", "l1", "elastic",
-    "elastic, log every 10", "l1 proximal", "max-norm constraint", "max-norm, proposed projection",
+    "elastic, log every 10", "l1 proximal", "max-norm constraint",
 ]  # fmt: skip
 EXPECTED_ROWS = {
     "hinge": [["hinge", "squared_hinge", "F.cross_entropy"]] * 2,
@@ -90,6 +89,7 @@ EXPECTED_ROWS = {
         [f"C={c}: {name}" for c in (10, 40) for name in ("hsoftmax log_prob", "adaptive log_prob")],
     ],  # fmt: skip
     "module_epoch": [["RegularizedLossModule", "plain PyTorch loop", "RegularizedLossModule, against the loop"]],
+    "cifar_epoch": [["RegularizedLossModule", "RegularizedLossModule, as the recipe"], ["trainer.validate"]],
 }
 
 
@@ -116,7 +116,7 @@ def test_runner_writes_results_with_machine_and_versions(tmp_path):
     text = output.read_text()
     assert text.startswith("# Benchmark results")
     assert f"torch {torch.__version__}" in text and f"torch threads: {threads}" in text
-    assert "## Targets" in text and "## hinge" in text and "CIFAR-10 recipe" in text
+    assert "## Targets" in text and "## hinge" in text and "No GPU" in text
     assert "| hinge | nn.MultiMarginLoss(p=1) |" in text
 
 
