@@ -13,7 +13,9 @@ from omegaconf import OmegaConf
 
 from lregloss.data import reviews
 from lregloss.data.protocol import TaskDataModule
-from lregloss.data.reviews import ChecksumMismatchError, ReviewsDataModule, stratified_split, verify_sha256
+from lregloss.data.files import shipped_path, verify_sha256
+from lregloss.data.reviews import ReviewsDataModule, stratified_split
+from lregloss.errors import ChecksumMismatchError
 from lregloss.data.text import PAD, build_vocabulary, encode, tokenize, with_ngrams
 from lregloss.tasks import TaskKind
 
@@ -261,9 +263,9 @@ def test_checksum_mismatch_names_the_file_and_the_fix(monkeypatch):
 def test_verify_sha256_passes_a_matching_file(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc")
-    verify_sha256(path, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-    with pytest.raises(ValueError, match="f.bin"):
-        verify_sha256(path, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ae")
+    verify_sha256(path, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "use your own")
+    with pytest.raises(ValueError, match="f.bin.*or use your own"):
+        verify_sha256(path, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ae", "use your own")
 
 
 def test_shipped_data_loads_with_the_documented_sizes():
@@ -283,7 +285,7 @@ def test_shipped_file_matches_the_source_csv():
         pytest.skip(f"{source} is absent")
     with open(source, newline="", encoding="utf-8") as handle:
         expected = [[row[""], row["Title"], row["Review Text"], row["Rating"]] for row in csv.DictReader(handle)]
-    with gzip.open(reviews.shipped_path(), "rt", newline="", encoding="utf-8") as handle:
+    with gzip.open(shipped_path(reviews.SHIPPED_FILE), "rt", newline="", encoding="utf-8") as handle:
         shipped = list(csv.reader(handle))
     assert shipped[0] == ["", "Title", "Review Text", "Rating"]
     assert shipped[1:] == expected

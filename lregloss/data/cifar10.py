@@ -19,7 +19,7 @@ from lregloss.data.cifar10_files import (
     read_cifar10,
 )
 from lregloss.data.image_batches import normalize, random_flip, random_translate
-from lregloss.data.resumable import EpochShuffle, ResumableLoader
+from lregloss.data.resumable import whole_batch_loader
 from lregloss.tasks import Task
 
 # Per-channel (red, green, blue) mean and standard deviation of the 50,000 training images,
@@ -176,14 +176,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.input_size = IMAGE_SHAPE[0]
 
     def _loader(self, name: str) -> DataLoader:
-        # The sampler yields whole index lists and TensorDataset gathers its tensors with
-        # them: one gather per batch instead of B item fetches and a stack.
-        dataset = self.datasets[name]
         training = name == "train"
         batch_size = self.batch_size if training else self.eval_batch_size
-        order = EpochShuffle(len(dataset), torch.initial_seed(), batch_size, shuffle=training)
-        loader = ResumableLoader if training else DataLoader
-        return loader(dataset, sampler=order, batch_size=None, num_workers=self.num_workers)
+        return whole_batch_loader(self.datasets[name], batch_size, training, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -3,56 +3,26 @@
 from __future__ import annotations
 
 import csv
-import gzip
-import hashlib
-import lzma
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
-from typing import IO
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from lregloss.data.resumable import EpochShuffle, ResumableLoader
+from lregloss.data.files import open_text, shipped_path, verify_sha256
+from lregloss.data.resumable import whole_batch_loader
 from lregloss.data.text import build_vocabulary, encode, tokenize, with_ngrams
-from lregloss.errors import ChecksumMismatchError
 from lregloss.tasks import Task
 from lregloss.validation import check_positive
 
 SHIPPED_FILE = "womens_clothing_reviews.csv.gz"  # in lregloss/data/assets; see its README.md
 SHIPPED_SHA256 = "9a9e641e54bb9844cb15dbfe2cbed86af9d6c30c70dade926cd31ab52c7aabb5"
 REQUIRED_COLUMNS = ("Title", "Review Text", "Rating")
+OWN_DATA_HINT = "pass path= to your own CSV with the columns " + ", ".join(REQUIRED_COLUMNS)
 NUM_STARS = 5
 SPLITS = ("train", "val", "test")
-
-
-def shipped_path() -> Path:
-    """Where the shipped review CSV lies inside the installed package."""
-    return Path(str(resources.files("lregloss.data").joinpath("assets", SHIPPED_FILE)))
-
-
-def verify_sha256(path: Path, expected: str) -> None:
-    """Raise unless the file's sha256 is ``expected``.
-
-    Raises:
-        ChecksumMismatchError: the digest differs; the message names the file and the fix.
-    """
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != expected:
-        raise ChecksumMismatchError(
-            f"{path} has sha256 {digest}, expected {expected}: the shipped review data is damaged "
-            "or was changed. Reinstall lregloss (pip install --force-reinstall lregloss), or pass "
-            "path= to your own CSV with the columns " + ", ".join(REQUIRED_COLUMNS)
-        )
-
-
-def _open_text(path: Path) -> IO[str]:
-    """Open a CSV as text, decompressing .gz and .xz files."""
-    opener = {".gz": gzip.open, ".xz": lzma.open}.get(path.suffix, open)
-    return opener(path, "rt", encoding="utf-8", newline="")
 
 
 def read_reviews(path: Path) -> tuple[list[str], list[int]]:
@@ -67,7 +37,7 @@ def read_reviews(path: Path) -> tuple[list[str], list[int]]:
     """
     texts: list[str] = []
     levels: list[int] = []
-    with _open_text(path) as handle:
+    with open_text(path, newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
         if missing:
@@ -224,8 +194,8 @@ class ReviewsDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         if self.path is None:
-            path = shipped_path()
-            verify_sha256(path, SHIPPED_SHA256)
+            path = shipped_path(SHIPPED_FILE)
+            verify_sha256(path, SHIPPED_SHA256, OWN_DATA_HINT)
         else:
             path = Path(self.path)
             if not path.is_file():
@@ -263,14 +233,7 @@ class ReviewsDataModule(pl.LightningDataModule):
         self.input_size = len(self.vocabulary)
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        # The sampler yields whole index lists and TensorDataset slices its tensors with
-        # them: one gather per batch instead of B item fetches and a stack. The training
-        # order is fixed by the run's seed and the epoch, so a killed run resumes mid-epoch
-        # on the same batches (see lregloss.data.resumable).
-        dataset = self.datasets[name]
-        order = EpochShuffle(len(dataset), torch.initial_seed(), self.batch_size, shuffle=shuffle)
-        loader = ResumableLoader if shuffle else DataLoader
-        return loader(dataset, sampler=order, batch_size=None, collate_fn=_whole_batches, num_workers=self.num_workers)
+        return whole_batch_loader(self.datasets[name], self.batch_size, shuffle, self.num_workers, _whole_batches)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -1,0 +1,43 @@
+"""Data files shipped inside the package: where they lie, their checksums, reading them as text."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+from importlib import resources
+from pathlib import Path
+from typing import IO
+
+from lregloss.errors import ChecksumMismatchError
+
+
+def shipped_path(file_name: str) -> Path:
+    """Where the shipped data file ``file_name`` lies inside the installed package (``lregloss/data/assets``)."""
+    return Path(str(resources.files("lregloss.data").joinpath("assets", file_name)))
+
+
+def verify_sha256(path: Path, expected: str, own_data_hint: str) -> None:
+    """Raise unless the shipped file at ``path`` has sha256 ``expected``.
+
+    Args:
+        path: the file.
+        expected: its sha256, hex.
+        own_data_hint: how to use one's own data instead, the second fix the message offers
+            (e.g. "pass path= to your own CSV").
+
+    Raises:
+        ChecksumMismatchError: the digest differs; the message names the file and the fixes.
+    """
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise ChecksumMismatchError(
+            f"{path} has sha256 {digest}, expected {expected}: the shipped data is damaged or was changed. "
+            f"Reinstall lregloss (pip install --force-reinstall lregloss), or {own_data_hint}"
+        )
+
+
+def open_text(path: Path, newline: str | None = None) -> IO[str]:
+    """Open a UTF-8 text file, decompressing ``.gz`` and ``.xz`` files (``newline`` as for ``open``)."""
+    opener = {".gz": gzip.open, ".xz": lzma.open}.get(path.suffix, open)
+    return opener(path, "rt", encoding="utf-8", newline=newline)
