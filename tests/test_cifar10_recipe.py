@@ -7,7 +7,7 @@ import torch
 
 from lregloss.data.cifar10_files import FOLDER_NAME, CIFAR10Arrays, write_cifar10
 
-from test_train import run_entry_point, scalars
+from test_train import run_entry_point, scalars, sweep_jobs
 
 CIFAR_LOSSES = ["hinge", "squared_hinge", "softmax", "hsoftmax"]
 SMALL = [
@@ -37,14 +37,10 @@ def cifar_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sweep(cifar_root, tmp_path_factory):
     """experiment=cifar10_cpu with every loss that fits CIFAR-10, max-norm and L1 on."""
-    log_dir = tmp_path_factory.mktemp("logs")
-    result = run_entry_point(
-        log_dir, "experiment=cifar10_cpu", f"data.root={cifar_root}", *SMALL,
-        f"loss={','.join(CIFAR_LOSSES)}", "reg=l1", "callbacks.max_norm.max_norm=3", multirun=True,
+    return sweep_jobs(
+        tmp_path_factory.mktemp("logs"), "experiment=cifar10_cpu", f"data.root={cifar_root}", *SMALL,
+        f"loss={','.join(CIFAR_LOSSES)}", "reg=l1", "callbacks.max_norm.max_norm=3",
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    [sweep_dir] = (log_dir / "multiruns").iterdir()
-    return sorted((path for path in sweep_dir.iterdir() if path.name.isdigit()), key=lambda p: int(p.name))
 
 
 def test_every_cifar_loss_trains_validates_and_tests(sweep):

@@ -1,54 +1,22 @@
 """The multi-label recipes through the real entry point: every loss end to end, and the scene target."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ROOT, SHARED_DATA
+from conftest import SHARED_DATA
+from test_train import scalars, sweep_jobs
 
 ATTRIBUTE_LOSSES = ["attr_logistic", "attr_hinge"]
 SCENE_ATTRIBUTES = ("Beach", "Sunset", "FallFoliage", "Field", "Mountain", "Urban")
-TINY = [
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=3",
-    "+trainer.limit_val_batches=2",
-    "+trainer.limit_test_batches=2",
-    "trainer.log_every_n_steps=1",
-    "~callbacks.rich_progress_bar",
-]
 SCENE_TARGET = 0.085  # test hamming loss of the better loss; scikit-learn's MLPClassifier gets 0.092
-
-
-def run_entry_point(log_dir, *overrides: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "scripts/train.py", "--multirun", f"paths.log_dir={log_dir}", *overrides]
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800, env=env)
-
-
-def sweep_jobs(log_dir, *overrides: str) -> list:
-    """Run one multirun and return its job folders in job order."""
-    result = run_entry_point(log_dir, *overrides)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    [sweep_dir] = (log_dir / "multiruns").iterdir()
-    return sorted((path for path in sweep_dir.iterdir() if path.name.isdigit()), key=lambda path: int(path.name))
-
-
-def scalar_tags(run_dir) -> set[str]:
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    events.Reload()
-    return set(events.Tags()["scalars"])
 
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
     """experiment=scene with each attribute loss, then data=yeast, a few batches each."""
     log_dir = tmp_path_factory.mktemp("logs")
-    overrides = ["experiment=scene", f"loss={','.join(ATTRIBUTE_LOSSES)}", "data=scene,yeast", *TINY]
-    return sweep_jobs(log_dir, *overrides)
+    return sweep_jobs(log_dir, "experiment=scene", f"loss={','.join(ATTRIBUTE_LOSSES)}", "data=scene,yeast")
 
 
 def test_every_attribute_loss_runs_the_recipes_end_to_end(tiny_sweep):
@@ -71,7 +39,7 @@ def test_every_attribute_loss_runs_the_recipes_end_to_end(tiny_sweep):
 
 def test_runs_log_per_attribute_f1(tiny_sweep):
     scene_job = tiny_sweep[0]
-    tags = scalar_tags(scene_job)
+    tags = set(scalars(scene_job))
     expected = {"train/data_loss", "val/hamming", "val/subset_acc", "val/f1_micro", "val/f1_macro", "test/hamming"}
     assert expected <= tags, sorted(tags)
     assert {f"val/f1/{name}" for name in SCENE_ATTRIBUTES} <= tags
@@ -84,7 +52,7 @@ def test_scene_recipe_reaches_the_hamming_target(tmp_path):
     if not (SHARED_DATA / "multilabel").is_dir():
         pytest.skip(f"{SHARED_DATA / 'multilabel'} is absent: the target is checked on machines that hold it")
     losses = f"loss={','.join(ATTRIBUTE_LOSSES)}"
-    jobs = sweep_jobs(tmp_path, "experiment=scene", losses, "~callbacks.rich_progress_bar")
+    jobs = sweep_jobs(tmp_path, "experiment=scene", losses, "~callbacks.rich_progress_bar", tiny=False)
     test_hamming = {}
     for job, loss in zip(jobs, ATTRIBUTE_LOSSES):
         results = json.loads((job / "results.json").read_text())

@@ -24,11 +24,20 @@ TINY = [
 ]
 
 
-def run_entry_point(log_dir, *overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
+def run_entry_point(log_dir, *overrides: str, multirun: bool = False, tiny: bool = True) -> subprocess.CompletedProcess:
+    """``scripts/train.py`` in a subprocess, logging under ``log_dir``; ``tiny`` adds the few-batch overrides."""
     flags = ["--multirun"] if multirun else []
-    command = [sys.executable, "scripts/train.py", *flags, f"paths.log_dir={log_dir}", *TINY, *overrides]
+    command = [sys.executable, "scripts/train.py", *flags, f"paths.log_dir={log_dir}", *(TINY if tiny else []), *overrides]
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+
+
+def sweep_jobs(log_dir, *overrides: str, tiny: bool = True) -> list:
+    """Run one multirun that must succeed and return its job folders in job order."""
+    result = run_entry_point(log_dir, *overrides, multirun=True, tiny=tiny)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    [sweep_dir] = (log_dir / "multiruns").iterdir()
+    return sorted((path for path in sweep_dir.iterdir() if path.name.isdigit()), key=lambda path: int(path.name))
 
 
 def scalars(run_dir) -> dict[str, list[float]]:
@@ -40,11 +49,7 @@ def scalars(run_dir) -> dict[str, list[float]]:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """One multirun over every loss that fits star ratings, with L1 on."""
-    log_dir = tmp_path_factory.mktemp("logs")
-    result = run_entry_point(log_dir, f"loss={','.join(REVIEW_LOSSES)}", "reg=l1", multirun=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    [sweep_dir] = (log_dir / "multiruns").iterdir()
-    return sorted((path for path in sweep_dir.iterdir() if path.name.isdigit()), key=lambda p: int(p.name))
+    return sweep_jobs(tmp_path_factory.mktemp("logs"), f"loss={','.join(REVIEW_LOSSES)}", "reg=l1")
 
 
 def test_every_review_loss_runs_and_logs_the_documented_tags(sweep):

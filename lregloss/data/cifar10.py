@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from lregloss.data.cifar10_files import (
     FOLDER_NAME,
@@ -19,7 +18,7 @@ from lregloss.data.cifar10_files import (
     read_cifar10,
 )
 from lregloss.data.image_batches import normalize, random_flip, random_translate
-from lregloss.data.resumable import whole_batch_loader
+from lregloss.data.in_memory import InMemorySplitsDataModule
 from lregloss.tasks import Task
 
 # Per-channel (red, green, blue) mean and standard deviation of the 50,000 training images,
@@ -58,7 +57,7 @@ def stratified_holdout(labels: Tensor, per_class: int, seed: int) -> tuple[Tenso
     return torch.cat(kept).sort().values, torch.cat(held_out).sort().values
 
 
-class CIFAR10DataModule(pl.LightningDataModule):
+class CIFAR10DataModule(InMemorySplitsDataModule):
     """CIFAR-10: 50,000 training and 10,000 test images of 10 classes, 32x32 RGB.
 
     Data: ``<root>/cifar-10-batches-py``, the unpacked official python archive, read once at
@@ -174,20 +173,6 @@ class CIFAR10DataModule(pl.LightningDataModule):
         counts = torch.bincount(arrays.train_labels[train_rows], minlength=NUM_CLASSES)
         self.task = Task("multiclass", NUM_CLASSES, names=arrays.class_names, class_counts=tuple(counts.tolist()))
         self.input_size = IMAGE_SHAPE[0]
-
-    def _loader(self, name: str) -> DataLoader:
-        training = name == "train"
-        batch_size = self.batch_size if training else self.eval_batch_size
-        return whole_batch_loader(self.datasets[name], batch_size, training, self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     def model_inputs(self, images: Tensor, augment: bool) -> Tensor:
         """The float32 model inputs for a uint8 (B, 3, 32, 32) batch, augmented where asked.

@@ -6,13 +6,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from lregloss.data.files import open_text, shipped_path, verify_sha256
-from lregloss.data.resumable import whole_batch_loader
+from lregloss.data.in_memory import InMemorySplitsDataModule
 from lregloss.tasks import Task
 from lregloss.validation import check_choice, check_positive
 
@@ -142,7 +141,7 @@ def standardize(features: dict[str, Tensor], reference: str = "train") -> dict[s
     return {part: (values - mean) / std for part, values in features.items()}
 
 
-class MultilabelDataModule(pl.LightningDataModule):
+class MultilabelDataModule(InMemorySplitsDataModule):
     """A multi-label benchmark: predict every attribute of a feature vector (yes or no each).
 
     ``name`` picks the benchmark; its files ship inside the package as gzip-compressed CSVs
@@ -280,15 +279,3 @@ class MultilabelDataModule(pl.LightningDataModule):
             class_counts=tuple(labels["train"].sum(dim=0).tolist()),
         )
         self.input_size = self.benchmark.num_features
-
-    def _loader(self, part: str, shuffle: bool) -> DataLoader:
-        return whole_batch_loader(self.datasets[part], self.batch_size, shuffle, self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -152,25 +152,3 @@ class ResumableLoader(DataLoader):
         self.sampler.set_epoch(state_dict["epoch"])
         self._resume = (int(state_dict["epoch"]), int(state_dict["batches"]))
 
-
-def whole_batch_loader(
-    dataset: Any, batch_size: int, shuffle: bool, num_workers: int = 0, collate_fn: Any = None
-) -> DataLoader:
-    """A loader that fetches each batch with one index list: ``dataset[[i, j, ...]]``.
-
-    For tensor data sets held in memory (a ``TensorDataset`` gathers its tensors with the
-    list): one gather per batch instead of B item fetches and a stack. With ``shuffle`` the
-    order is an `EpochShuffle` of the run's seed (``torch.initial_seed()``) and the epoch, in
-    a `ResumableLoader`, so a killed run resumes mid-epoch on the same batches; without, the
-    data set's own order (for evaluation).
-
-    Args:
-        dataset: a data set indexable by a list of indices.
-        batch_size: samples per batch (the last batch may be shorter).
-        shuffle: training order (shuffled, resumable) or file order.
-        num_workers: DataLoader worker processes.
-        collate_fn: applied to each fetched batch; None leaves it as fetched.
-    """
-    order = EpochShuffle(len(dataset), torch.initial_seed(), batch_size, shuffle=shuffle)
-    loader = ResumableLoader if shuffle else DataLoader
-    return loader(dataset, sampler=order, batch_size=None, num_workers=num_workers, collate_fn=collate_fn)

@@ -6,13 +6,12 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from lregloss.data.files import open_text, shipped_path, verify_sha256
-from lregloss.data.resumable import whole_batch_loader
+from lregloss.data.in_memory import InMemorySplitsDataModule
 from lregloss.data.text import build_vocabulary, encode, tokenize, with_ngrams
 from lregloss.tasks import Task
 from lregloss.validation import check_positive
@@ -87,7 +86,7 @@ def _whole_batches(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return ids[:, :width], levels
 
 
-class ReviewsDataModule(pl.LightningDataModule):
+class ReviewsDataModule(InMemorySplitsDataModule):
     """Women's E-Commerce Clothing Reviews: predict the star rating from the review text.
 
     The data (23,486 reviews, CC0) ships inside the package as
@@ -143,6 +142,8 @@ class ReviewsDataModule(pl.LightningDataModule):
         FileNotFoundError: ``path`` is not a file (at setup).
         ChecksumMismatchError: the shipped file fails its checksum (at setup).
     """
+
+    batch_collate = staticmethod(_whole_batches)
 
     def __init__(
         self,
@@ -231,15 +232,3 @@ class ReviewsDataModule(pl.LightningDataModule):
             class_counts=tuple(counts.tolist()),
         )
         self.input_size = len(self.vocabulary)
-
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        return whole_batch_loader(self.datasets[name], self.batch_size, shuffle, self.num_workers, _whole_batches)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
