@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmarks.device import synchronizer
 from benchmarks.report import run_standalone
 from benchmarks.timing import Table, time_variants
 from lregloss.losses import MulticlassHinge, MulticlassSquaredHinge
@@ -33,13 +34,13 @@ def forward_backward(loss: Callable[[Tensor, Tensor], Tensor], scores: Tensor, t
     return run
 
 
-def run(tiny: bool = False) -> list[Table]:
+def run(tiny: bool = False, device: torch.device = torch.device("cpu")) -> list[Table]:
     """One table per (N, C), each loss against the MultiMarginLoss of the same power."""
     tables = []
     for n, c in TINY_SHAPES if tiny else SHAPES:
         generator = torch.Generator().manual_seed(0)
-        scores = torch.randn(n, c, generator=generator).requires_grad_(True)
-        target = torch.randint(0, c, (n,), generator=generator)
+        scores = torch.randn(n, c, generator=generator).to(device).requires_grad_(True)
+        target = torch.randint(0, c, (n,), generator=generator).to(device)
         losses = {
             "nn.MultiMarginLoss(p=1)": nn.MultiMarginLoss(p=1),
             "hinge": MulticlassHinge(),
@@ -52,6 +53,7 @@ def run(tiny: bool = False) -> list[Table]:
             repeats=3 if tiny else 25,
             warmup=1 if tiny else 3,
             min_sample_s=0.001 if tiny else 0.02,
+            synchronize=synchronizer(device),
         )
         target_ratio = TARGET if (n, c) == TARGET_SHAPE else None
         table = Table(

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmarks.device import synchronizer
 from benchmarks.report import run_standalone
 from benchmarks.timing import Table, Timing, time_variants
 from lregloss.losses import HierarchicalSoftmax
@@ -92,22 +93,26 @@ def evaluation_variants(layers: OutputLayers, h: Tensor) -> dict[str, Callable[[
     }
 
 
-def run_one(num_classes: int, features: int, batch: int, repeats: int, tiny: bool) -> dict[str, Timing]:
+def run_one(
+    num_classes: int, features: int, batch: int, repeats: int, tiny: bool, device: torch.device
+) -> dict[str, Timing]:
     generator = torch.Generator().manual_seed(num_classes)
     labels = {
-        "uniform": torch.randint(0, num_classes, (batch,), generator=generator),
-        "zipf": zipf_labels(num_classes, batch, generator),
+        "uniform": torch.randint(0, num_classes, (batch,), generator=generator).to(device),
+        "zipf": zipf_labels(num_classes, batch, generator).to(device),
     }
     # Huffman tree from the label distribution itself (expected counts of the Zipf law).
     counts = 1.0 / torch.arange(1, num_classes + 1, dtype=torch.float64)
-    layers = OutputLayers(features, num_classes, counts, generator)
-    h = torch.randn(batch, features, generator=generator).requires_grad_(True)
+    layers = OutputLayers(features, num_classes, counts, generator).to(device)
+    h = torch.randn(batch, features, generator=generator).to(device).requires_grad_(True)
     variants = training_variants(layers, h, labels) | evaluation_variants(layers, h)
-    big = num_classes >= 10_000 and not tiny
-    return time_variants(variants, repeats=repeats, warmup=1, min_sample_s=0.0 if big else 0.02)
+    big = num_classes >= 10_000 and not tiny and device.type == "cpu"
+    return time_variants(
+        variants, repeats=repeats, warmup=1, min_sample_s=0.0 if big else 0.02, synchronize=synchronizer(device)
+    )
 
 
-def run(tiny: bool = False) -> list[Table]:
+def run(tiny: bool = False, device: torch.device = torch.device("cpu")) -> list[Table]:
     """A training table and an evaluation table, one block of rows per C."""
     features, batch = (TINY_FEATURES, TINY_BATCH) if tiny else (FEATURES, BATCH)
     training = Table(
@@ -123,7 +128,7 @@ def run(tiny: bool = False) -> list[Table]:
     crossover = None
     for num_classes in TINY_CLASS_COUNTS if tiny else CLASS_COUNTS:
         repeats = 2 if tiny else (4 if num_classes >= 100_000 else 10)
-        timings = run_one(num_classes, features, batch, repeats, tiny)
+        timings = run_one(num_classes, features, batch, repeats, tiny, device)
         target = TARGET if num_classes == TARGET_CLASSES and not tiny else None
         for labels in ("uniform", "zipf"):
             baseline = timings[f"full softmax, {labels}"]

@@ -28,6 +28,7 @@ import logging
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from functools import partial
 
 import pytorch_lightning as pl
@@ -36,8 +37,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks.device import synchronizer
 from benchmarks.report import run_standalone
-from benchmarks.timing import Measured, Table, time_variants
+from benchmarks.timing import Measured, Table, no_synchronize, time_variants
 from lregloss.losses import SoftmaxCrossEntropy
 from lregloss.models import MLP
 from lregloss.module import RegularizedLossModule
@@ -67,16 +69,19 @@ class BareModule(pl.LightningModule):
 
 
 class EpochTimer(pl.Callback):
-    """Wall time of each training epoch."""
+    """Wall time of each training epoch, up to the end of its last kernel (``synchronize``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, synchronize: Callable[[], None] = no_synchronize) -> None:
         self.seconds: list[float] = []
         self._start = 0.0
+        self._synchronize = synchronize
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._synchronize()
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._synchronize()
         self.seconds.append(time.perf_counter() - self._start)
 
 
@@ -107,11 +112,11 @@ def make_mlp(sizes: tuple[int, ...]) -> nn.Module:
     return MLP(sizes[0], sizes[-1], hidden_sizes=sizes[1:-1])
 
 
-def lightning_fit(make_module, loader: DataLoader, epochs: int):
+def lightning_fit(make_module, loader: DataLoader, epochs: int, device: torch.device):
     def run() -> Measured:
-        timer = EpochTimer()
+        timer = EpochTimer(synchronizer(device))
         trainer = pl.Trainer(
-            accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
+            accelerator=device.type, devices=1, max_epochs=epochs, logger=False, enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
             num_sanity_val_steps=0, limit_val_batches=0,
             log_every_n_steps=LOG_EVERY_N_STEPS,
@@ -122,18 +127,22 @@ def lightning_fit(make_module, loader: DataLoader, epochs: int):
     return run
 
 
-def plain_loop(sizes: tuple[int, ...], loader: DataLoader, epochs: int):
+def plain_loop(sizes: tuple[int, ...], loader: DataLoader, epochs: int, device: torch.device):
     def run() -> Measured:
-        model = make_mlp(sizes)
+        model = make_mlp(sizes).to(device)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+        synchronize = synchronizer(device)
         seconds = []
         for _ in range(epochs):
+            synchronize()
             start = time.perf_counter()
             for inputs, target in loader:
+                inputs, target = inputs.to(device), target.to(device)
                 optimizer.zero_grad()
                 F.cross_entropy(model(inputs), target).backward()
                 optimizer.step()
+            synchronize()
             seconds.append(time.perf_counter() - start)
         return after_first(seconds)
 
@@ -147,6 +156,7 @@ def epoch_table(
     repeats: int,
     batch: int = BATCH,
     target_ratio: float | None = TARGET,
+    device: torch.device = torch.device("cpu"),
 ) -> Table:
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(samples, sizes[0], generator=generator)
@@ -163,9 +173,9 @@ def epoch_table(
     with quiet_lightning():
         timings = time_variants(
             {
-                "bare LightningModule": lightning_fit(lambda: BareModule(make_mlp(sizes)), loader, epochs),
-                "RegularizedLossModule": lightning_fit(regularized, loader, epochs),
-                "plain PyTorch loop": plain_loop(sizes, loader, epochs),
+                "bare LightningModule": lightning_fit(lambda: BareModule(make_mlp(sizes)), loader, epochs, device),
+                "RegularizedLossModule": lightning_fit(regularized, loader, epochs, device),
+                "plain PyTorch loop": plain_loop(sizes, loader, epochs, device),
             },
             repeats=repeats,
             warmup=1,
@@ -190,13 +200,13 @@ def epoch_table(
     return table
 
 
-def run(tiny: bool = False) -> list[Table]:
+def run(tiny: bool = False, device: torch.device = torch.device("cpu")) -> list[Table]:
     """The issue's MLP and a small one (``tiny``: toy sizes, 2 epochs, 2 rounds)."""
     if tiny:
-        return [epoch_table((16, 8, 4), samples=4 * 32, epochs=2, repeats=2, batch=32, target_ratio=None)]
+        return [epoch_table((16, 8, 4), samples=4 * 32, epochs=2, repeats=2, batch=32, target_ratio=None, device=device)]
     return [
-        epoch_table((3072, 1024, 1024, 10), samples=32 * BATCH, epochs=EPOCHS_PER_FIT, repeats=5),
-        epoch_table((64, 256, 10), samples=64 * BATCH, epochs=EPOCHS_PER_FIT, repeats=8),
+        epoch_table((3072, 1024, 1024, 10), samples=32 * BATCH, epochs=EPOCHS_PER_FIT, repeats=5, device=device),
+        epoch_table((64, 256, 10), samples=64 * BATCH, epochs=EPOCHS_PER_FIT, repeats=8, device=device),
     ]
 
 

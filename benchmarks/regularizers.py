@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmarks.device import synchronizer
 from benchmarks.report import run_standalone
 from benchmarks.timing import Table, Timing, time_variants
 from lregloss.callbacks import project_max_norm_
@@ -81,7 +82,7 @@ def training_block(
             (``lregloss.callbacks.project_max_norm_``, the callback's).
     """
     torch.manual_seed(0)
-    model = make_model()
+    model = make_model().to(inputs.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, weight_decay=weight_decay)
     params = select_parameters(model)
     step_count = 0
@@ -152,7 +153,10 @@ def step_table(
     with_targets: bool = True,
 ) -> Table:
     variants = step_variants(make_model, inputs, target, full)
-    timings = time_variants({name: fn for name, (fn, _) in variants.items()}, repeats=repeats, warmup=1)
+    timings = time_variants(
+        {name: fn for name, (fn, _) in variants.items()}, repeats=repeats, warmup=1,
+        synchronize=synchronizer(inputs.device),
+    )  # fmt: skip
     per_step = {name: Timing(t.name, tuple(s / STEPS_PER_SAMPLE for s in t.samples)) for name, t in timings.items()}
     batch = tuple(inputs.shape)
     table = Table(
@@ -166,7 +170,7 @@ def step_table(
     return table
 
 
-def run(tiny: bool = False) -> list[Table]:
+def run(tiny: bool = False, device: torch.device = torch.device("cpu")) -> list[Table]:
     """The MLP 3072-1024-1024-10 and small CIFAR CNN step tables.
 
     ``tiny``: toy sizes and 2 rounds, for a smoke test; the targets, set for the real sizes,
@@ -177,9 +181,9 @@ def run(tiny: bool = False) -> list[Table]:
         sizes, batch, width, side, repeats = (48, 32, 32, 10), 16, 4, 8, 2
     else:
         sizes, batch, width, side, repeats = (3072, 1024, 1024, 10), 256, 16, 32, 24
-    features = torch.randn(batch, sizes[0], generator=generator)
-    images = torch.randn(batch, 3, side, side, generator=generator)
-    labels = torch.randint(0, 10, (batch,), generator=generator)
+    features = torch.randn(batch, sizes[0], generator=generator).to(device)
+    images = torch.randn(batch, 3, side, side, generator=generator).to(device)
+    labels = torch.randint(0, 10, (batch,), generator=generator).to(device)
     tables = [
         step_table(f"Training step, MLP {'-'.join(map(str, sizes))}", lambda: mlp(sizes), features, labels,
                    repeats, full=True, with_targets=not tiny),

@@ -118,11 +118,12 @@ def results_markdown(results: Sequence[BenchmarkResult], command: str, notes: Se
     return "\n".join(parts)
 
 
-def run_standalone(run: Callable[[bool], Sequence[Table]], doc: str) -> None:
-    """Command line of one benchmark module: ``python -m benchmarks.<name> [--tiny]``."""
+def run_standalone(run: Callable[[bool, torch.device], Sequence[Table]], doc: str) -> None:
+    """Command line of one benchmark module: ``python -m benchmarks.<name> [--tiny] [--device cuda]``."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="toy sizes, for a smoke test")
+    parser.add_argument("--device", type=torch.device, default=torch.device("cpu"), help="cpu (default) or cuda")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    for table in run(args.tiny):
+    for table in run(args.tiny, args.device):
         print(table.markdown(), end="\n\n")

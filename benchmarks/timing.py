@@ -48,14 +48,20 @@ class Timing:
         return max(self.samples)
 
 
-def calls_per_sample(fn: Callable[[], object], min_sample_s: float) -> int:
+def no_synchronize() -> None:
+    """CPU work is done when the call returns; nothing to wait for."""
+
+
+def calls_per_sample(fn: Callable[[], object], min_sample_s: float, synchronize: Callable[[], None] = no_synchronize) -> int:
     """How many back-to-back calls of ``fn`` make a sample of at least ``min_sample_s``.
 
     Calls of tens of microseconds are timed in groups, so timer resolution and the loop's own
     overhead do not dominate; calls already longer than ``min_sample_s`` are timed one by one.
     """
+    synchronize()
     start = time.perf_counter()
     fn()
+    synchronize()
     once = time.perf_counter() - start
     return max(1, math.ceil(min_sample_s / max(once, 1e-7)))
 
@@ -65,6 +71,7 @@ def time_variants(
     repeats: int,
     warmup: int = 2,
     min_sample_s: float = 0.0,
+    synchronize: Callable[[], None] = no_synchronize,
 ) -> dict[str, Timing]:
     """Time each variant ``repeats`` times, interleaved, after ``warmup`` untimed rounds.
 
@@ -80,6 +87,8 @@ def time_variants(
         warmup: untimed rounds first (allocator, caches, lazy initialisation).
         min_sample_s: group calls so that each sample lasts at least this long (see
             ``calls_per_sample``); 0 times every call on its own.
+        synchronize: waits for queued device work (``torch.cuda.synchronize``), called
+            before a sample's clock starts and before it stops, as GPU calls return early.
 
     Returns:
         name -> its ``Timing``, in seconds per call.
@@ -95,7 +104,7 @@ def time_variants(
     for _ in range(warmup):
         for name in names:
             variants[name]()
-    calls = {name: calls_per_sample(variants[name], min_sample_s) if min_sample_s else 1 for name in names}
+    calls = {name: calls_per_sample(variants[name], min_sample_s, synchronize) if min_sample_s else 1 for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
     was_enabled = gc.isenabled()
     gc.disable()
@@ -104,9 +113,11 @@ def time_variants(
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
                 fn, count = variants[name], calls[name]
+                synchronize()
                 start = time.perf_counter()
                 for _ in range(count):
                     result = fn()
+                synchronize()
                 elapsed = (time.perf_counter() - start) / count
                 samples[name].append(result.seconds if isinstance(result, Measured) else elapsed)
             gc.collect()

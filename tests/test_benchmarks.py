@@ -28,6 +28,16 @@ def test_a_variant_timing_itself_gives_its_own_seconds():
     assert timings["fit"].samples == (0.25, 1.0, 2.0)
 
 
+def test_device_work_is_waited_for_around_every_sample():
+    events = []
+    time_variants(
+        {"a": lambda: events.append("a"), "b": lambda: events.append("b")},
+        repeats=2, warmup=1, synchronize=lambda: events.append("sync"),
+    )  # fmt: skip
+    assert events[:2] == ["a", "b"]  # warm-up: untimed, so nothing to wait for
+    assert events[2:] == ["sync", "a", "sync", "sync", "b", "sync", "sync", "b", "sync", "sync", "a", "sync"]
+
+
 def test_short_calls_are_timed_in_groups():
     calls = []
     time_variants({"tiny": lambda: calls.append(1)}, repeats=2, warmup=0, min_sample_s=1e-3)
@@ -116,8 +126,15 @@ def test_runner_writes_results_with_machine_and_versions(tmp_path):
     text = output.read_text()
     assert text.startswith("# Benchmark results")
     assert f"torch {torch.__version__}" in text and f"torch threads: {threads}" in text
-    assert "## Targets" in text and "## hinge" in text and "No GPU" in text
+    assert "## Targets" in text and "## hinge" in text and "Every number is CPU" in text
     assert "| hinge | nn.MultiMarginLoss(p=1) |" in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without a GPU")
+def test_runner_refuses_cuda_without_a_gpu(capsys):
+    with pytest.raises(SystemExit):
+        main(["--tiny", "--only", "hinge", "--device", "cuda"])
+    assert "torch sees no GPU" in capsys.readouterr().err
 
 
 def test_runner_refuses_unknown_benchmarks():

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The checks a GPU session runs, prepared to fit a short lease on one card:
+#   scripts/gpu_check.sh bench            # every benchmark on the GPU -> $OUT/RESULTS_GPU.md
+#   scripts/gpu_check.sh recipe DATA_ROOT # experiment=cifar10 (3 seeds) and airbench94's width, side by side
+# DATA_ROOT holds cifar-10-batches-py. Results go to $OUT (default logs/gpu_check): the
+# benchmark tables, each run's log, and scripts/report.py's table of the recipe runs, whose
+# folders are in $RUNS (default logs/gpu_check_runs). $EXTRA: overrides added to every run.
+# The recipe runs share the card: each is launch-bound (batch 256 of 32x32 images), so four
+# at once take about as long as one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-logs/gpu_check}"
+RUNS="${RUNS:-logs/gpu_check_runs}"
+PYTHON="${PYTHON:-python3}"
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+
+case "${1:-}" in
+bench)
+    "$PYTHON" -m benchmarks --device cuda --threads 2 --output "$OUT/RESULTS_GPU.md" 2>&1 | tee "$OUT/bench.log"
+    ;;
+recipe)
+    root="${2:?give the folder holding cifar-10-batches-py}"
+    declare -A variants=(
+        [seed0]="seed=0"
+        [seed1]="seed=1"
+        [seed2]="seed=2"
+        [width64_256_256]="seed=0 model.widths=[64,256,256] loss.label_smoothing=0.0"
+    )
+    pids=()
+    for name in "${!variants[@]}"; do
+        # shellcheck disable=SC2086  # the variant's overrides are separate words
+        OMP_NUM_THREADS=2 "$PYTHON" scripts/train.py experiment=cifar10 data.root="$root" \
+            hydra.run.dir="$RUNS/$name" callbacks.rich_progress_bar=null +trainer.enable_progress_bar=false \
+            ${variants[$name]} ${EXTRA:-} \
+            >"$OUT/$name.log" 2>&1 &
+        pids+=($!)
+    done
+    status=0
+    for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+    "$PYTHON" scripts/report.py "$RUNS" --output "$OUT/report" || status=1
+    exit "$status"
+    ;;
+*)
+    echo "usage: $0 bench | recipe DATA_ROOT" >&2
+    exit 2
+    ;;
+esac
