@@ -1,15 +1,19 @@
-"""Hydra callbacks around whole jobs: an unwritable output folder, and sweeps in which some jobs failed.
+"""Hydra callbacks around whole jobs: an unwritable output folder, sweeps in which some jobs failed,
+and failed jobs told to the Optuna sweeper as failed trials.
 
-Registered in conf/hydra/default.yaml. They print to stderr and exit themselves: they run
-before Hydra sets up logging (``on_run_start``) or after every job (``on_multirun_end``).
+The first two are registered in conf/hydra/default.yaml. They print to stderr and exit
+themselves: they run before Hydra sets up logging (``on_run_start``) or after every job
+(``on_multirun_end``). The third is registered by the conf/hparams_search/ configs.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -86,3 +90,31 @@ class FailedJobsReport(Callback):
         lines = [f"{len(failures)} of {jobs} jobs failed (the other jobs' results are in {sweep_dir}):"]
         lines += [f"  job {name} [{overrides}]: {error}" for name, overrides, error in failures]
         _fail("\n".join(lines), status=1)
+
+
+class FailedTrialError(RuntimeError):
+    """A sweep job that returned NaN: it failed, or its monitored metric was not logged."""
+
+
+class NanReturnAsFailure(Callback):
+    """Mark a job that returned NaN as failed, so that the Optuna sweeper records a failed trial.
+
+    A failed multirun job returns NaN (``lregloss.train.run``). hydra-optuna-sweeper 1.3.0
+    with optuna 2.10 ends the whole search on a NaN: it tells Optuna the NaN a second time
+    as the value of a failed trial, which Optuna refuses (hydra issue #2237, fixed upstream
+    after 1.3.0). A job marked failed instead is told as a failed trial without a value,
+    and the search goes on. Registered by the hparams_search configs only: the basic
+    sweeper stops at the first job marked failed.
+    """
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.COMPLETED:
+            return
+        value = job_return.return_value
+        if not (isinstance(value, float) and math.isnan(value)):
+            return
+        error_file = Path(str(config.hydra.runtime.output_dir), ERROR_FILE)
+        lines = error_file.read_text().splitlines() if error_file.is_file() else []
+        reason = lines[0] if lines else f"{OmegaConf.select(config, 'monitor.metric')} is NaN or was not logged"
+        job_return.status = JobStatus.FAILED
+        job_return.return_value = FailedTrialError(f"job {config.hydra.job.num} returned NaN: {reason}")

@@ -24,6 +24,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from lregloss.checkpointing import checkpoint_step, last_checkpoint
 from lregloss.data.checks import check_first_batches
+from lregloss.distributed import distributed_job, is_global_zero
 from lregloss.errors import USER_ERRORS, ConfigError, DivergenceError, config_key, innermost, one_line
 from lregloss.hydra_callbacks import ERROR_FILE
 from lregloss.losses import Loss
@@ -175,7 +176,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured module, evaluate its best checkpoint, and return the final metrics.
 
     Writes into the job's folder: ``config.yaml`` (resolved), TensorBoard events (with the
-    HPARAMS table), checkpoints, and ``results.json``. With ``cfg.resume`` set to a run folder,
+    HPARAMS table), checkpoints, and ``results.json``; under DDP (``trainer=ddp``) every rank
+    runs this function and rank 0 alone writes them. With ``cfg.resume`` set to a run folder,
     fitting continues from that run's ``checkpoints/last.ckpt`` (``cfg`` is then the config
     to continue with, see `lregloss.resume.resumed_config`).
 
@@ -202,8 +204,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 f"resume={cfg.resume}: no checkpoint to continue from (looked for {checkpoint.resolve()})"
             )
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / ERROR_FILE).unlink(missing_ok=True)  # a resumed job's earlier failure is over
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if is_global_zero():  # under DDP the other ranks run in the same folder and write nothing into it
+        (output_dir / ERROR_FILE).unlink(missing_ok=True)  # a resumed job's earlier failure is over
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -219,19 +222,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with config_key("trainer", cfg.trainer):
         trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    best = best or None  # None: evaluate the weights as they are
-    results = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-    if cfg.get("test"):
-        results += trainer.test(module, datamodule=datamodule, ckpt_path=best)
-    metrics = final_metrics(results)
-    metrics["wall_time_s"] = time.perf_counter() - started
-    metrics["epochs"] = trainer.current_epoch
-    for logger in loggers:
-        logger.log_hyperparams(hyperparameters(cfg), {f"hp/{key}": value for key, value in metrics.items()})
-        logger.finalize("success")
-    (output_dir / "results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    with distributed_job(trainer):  # under DDP: every rank runs this block; metrics come synchronised
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = best or None  # None: evaluate the weights as they are
+        results = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        if cfg.get("test"):
+            results += trainer.test(module, datamodule=datamodule, ckpt_path=best)
+        metrics = final_metrics(results)
+        metrics["wall_time_s"] = time.perf_counter() - started
+        metrics["epochs"] = trainer.current_epoch
+        for logger in loggers:  # Lightning's loggers write on rank 0 only
+            logger.log_hyperparams(hyperparameters(cfg), {f"hp/{key}": value for key, value in metrics.items()})
+            logger.finalize("success")
+        if trainer.is_global_zero:
+            (output_dir / "results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     log.info("final metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
     return metrics
 

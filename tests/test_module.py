@@ -115,11 +115,20 @@ class Recorder(pl.Callback):
         self.metrics.append({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
 
 
-@pytest.mark.parametrize("regularizers,positive", [(None, False), ({"reg": NoRegularizer()}, False), ({"reg": ElasticNet(1e-3, 1e-3)}, True)])
-def test_reg_loss_is_logged_positive_only_with_a_penalty(regularizers, positive):
+@pytest.mark.parametrize("regularizers", [None, {"reg": NoRegularizer()}])
+def test_without_a_penalty_only_the_data_loss_is_logged(regularizers):
     task = Task("multiclass", 4)
     recorder = Recorder()
     module = make_module(task, SoftmaxCrossEntropy(), regularizers)
+    make_trainer(max_steps=3, callbacks=[recorder]).fit(module, datamodule=TensorDataModule(task))
+    assert set(recorder.metrics[-1]) == {"train/data_loss"}
+
+
+@pytest.mark.parametrize("strength,positive", [(1e-3, True), (0.0, False)])
+def test_reg_loss_is_logged_with_the_total_where_a_regularizer_selects_weights(strength, positive):
+    task = Task("multiclass", 4)
+    recorder = Recorder()
+    module = make_module(task, SoftmaxCrossEntropy(), {"reg": ElasticNet(strength, strength)})
     make_trainer(max_steps=3, callbacks=[recorder]).fit(module, datamodule=TensorDataModule(task))
     last = recorder.metrics[-1]
     assert (last["train/reg_loss"] > 0) == positive

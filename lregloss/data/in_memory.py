@@ -22,6 +22,11 @@ class InMemorySplitsDataModule(pl.LightningDataModule):
     seed (``torch.initial_seed()``) and the epoch, from a `ResumableLoader`, so a killed run
     resumes mid-epoch on the same batches; evaluation batches in the data set's order.
 
+    Under DDP every process loads its own share of each split (`EpochShuffle`): training
+    batches of ``batch_size`` per process, so ``batch_size * world_size`` per optimizer step,
+    the same number of them on every rank; evaluation over disjoint blocks that together hold
+    the split once.
+
     Attributes:
         eval_batch_size: samples per validation and test batch; None for ``batch_size``.
         batch_collate: applied to each fetched batch; None leaves it as fetched.
@@ -36,7 +41,9 @@ class InMemorySplitsDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         batch_size = self.batch_size if shuffle else self.eval_batch_size or self.batch_size
         dataset = self.datasets[split]
-        order = EpochShuffle(len(dataset), torch.initial_seed(), batch_size, shuffle=shuffle)
+        # {num_replicas, rank} under DDP once the trainer has set up its processes, None without it.
+        share = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
+        order = EpochShuffle(len(dataset), torch.initial_seed(), batch_size, shuffle=shuffle, **(share or {}))
         loader = ResumableLoader if shuffle else DataLoader
         return loader(dataset, sampler=order, batch_size=None, num_workers=self.num_workers, collate_fn=self.batch_collate)
 

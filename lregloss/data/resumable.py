@@ -15,18 +15,34 @@ from itertools import islice
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 SEED_MODULUS = 2**63  # torch.Generator.manual_seed takes seeds below 2**64; keep a margin for seed + epoch
 
 
-class EpochShuffle(Sampler):
-    """The indices 0..size-1, or batches of them, in a random order fixed by ``seed`` and the epoch.
+class EpochShuffle(DistributedSampler):
+    """The indices 0..size-1, or batches of them, in a random order fixed by ``seed`` and the epoch; one rank's share.
 
     The order of epoch e is ``randperm(size)`` from ``torch.Generator().manual_seed(seed + e)``
     (as torch's ``DistributedSampler`` does), never the global generator, so that it does not
     depend on what else has drawn random numbers. Lightning calls ``set_epoch`` at the start of
     every epoch.
+
+    Under DDP (``num_replicas`` > 1) each rank takes its own share of the indices, and every
+    rank the same number of batches where it matters:
+
+    - shuffled (training): every ``num_replicas``-th index of the epoch's order, from
+      ``rank`` on, the order first padded with its own first indices to a multiple of
+      ``num_replicas``, as torch's ``DistributedSampler`` does. The shares are disjoint but
+      for fewer than ``num_replicas`` repeated samples an epoch, and of equal length: a rank
+      with one batch more would wait for the others in its gradient all-reduce forever.
+    - in order (evaluation): a contiguous block of ``size // num_replicas`` or one more
+      indices, none repeated, so that metrics gathered over the ranks are those of the whole
+      split. The ranks may differ by one batch, which evaluation allows: it runs no collective
+      per batch, only at the epoch's end.
+
+    It is a ``DistributedSampler`` so that Lightning uses it as it is: any other sampler it
+    wraps in its own, which pads evaluation with repeated batches and loses this order.
 
     Args:
         size: number of samples.
@@ -34,18 +50,38 @@ class EpochShuffle(Sampler):
         batch_size: when given, yield lists of this many indices (the last one shorter) instead
             of single indices, for a ``DataLoader(batch_size=None)`` that fetches whole batches.
         shuffle: False keeps the order 0..size-1 (every epoch the same).
+        num_replicas: number of processes sharing the data (DDP's world size).
+        rank: this process's global rank, in 0..num_replicas-1.
+
+    Raises:
+        ValueError: an argument out of range, or fewer samples than processes in order (a
+            rank without a batch would skip evaluation and leave the others waiting).
     """
 
-    def __init__(self, size: int, seed: int, batch_size: int | None = None, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         if int(size) != size or size < 0:
             raise ValueError(f"size must be an integer >= 0, got {size}")
         if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size}")
+        if int(num_replicas) != num_replicas or num_replicas < 1:
+            raise ValueError(f"num_replicas must be an integer >= 1, got {num_replicas}")
+        if not shuffle and 0 < size < num_replicas:
+            raise ValueError(
+                f"{size} samples cannot give each of {num_replicas} processes one to evaluate; "
+                "use fewer devices or a larger split"
+            )
+        seed = int(seed) % SEED_MODULUS
+        super().__init__(range(int(size)), num_replicas=int(num_replicas), rank=int(rank), shuffle=shuffle, seed=seed)
         self.size = int(size)
-        self.seed = int(seed) % SEED_MODULUS
         self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -55,22 +91,40 @@ class EpochShuffle(Sampler):
         return (self.seed + self.epoch) % SEED_MODULUS
 
     def order(self) -> torch.Tensor:
-        """This epoch's permutation of 0..size-1."""
+        """This epoch's permutation of 0..size-1 (of every rank's indices)."""
         if not self.shuffle:
             return torch.arange(self.size)
         return torch.randperm(self.size, generator=torch.Generator().manual_seed(self.epoch_seed()))
 
-    def __iter__(self) -> Iterator[Any]:
+    def indices(self) -> torch.Tensor:
+        """This rank's indices of this epoch, in order (see the class docstring for the shares)."""
         order = self.order()
+        if self.num_replicas == 1:
+            return order
+        if not self.shuffle:
+            start, stop = (self.size * r // self.num_replicas for r in (self.rank, self.rank + 1))
+            return order[start:stop]
+        padded = order.repeat(-(-self.total_size // max(self.size, 1)))[: self.total_size]
+        return padded[self.rank :: self.num_replicas]
+
+    def _num_indices(self) -> int:
+        if self.num_replicas == 1:
+            return self.size
+        if self.shuffle:
+            return self.num_samples
+        return self.size * (self.rank + 1) // self.num_replicas - self.size * self.rank // self.num_replicas
+
+    def __iter__(self) -> Iterator[Any]:
+        indices = self.indices()
         if self.batch_size is None:
-            yield from order.tolist()
+            yield from indices.tolist()
         else:
-            yield from (chunk.tolist() for chunk in order.split(self.batch_size))
+            yield from (chunk.tolist() for chunk in indices.split(self.batch_size))
 
     def __len__(self) -> int:
         if self.batch_size is None:
-            return self.size
-        return -(-self.size // self.batch_size)
+            return self._num_indices()
+        return -(-self._num_indices() // self.batch_size)
 
 
 class _SkipFirst(Sized):
