@@ -111,6 +111,24 @@ def check_optimizer(config: DictConfig, parameters: list[torch.nn.Parameter]) ->
         instantiate(config)(parameters)
 
 
+def data_class_counts(loss_config: DictConfig, task: Task) -> dict[str, list[int]]:
+    """``class_counts: data`` in a loss config: the training split's label counts, as an argument.
+
+    Hierarchical softmax then builds the Huffman tree of the data's own label frequencies.
+
+    Raises:
+        ConfigError: the data module gives no class counts for its task.
+    """
+    if loss_config.get("class_counts") != "data":
+        return {}
+    if task.class_counts is None:
+        raise ConfigError(
+            "loss.class_counts=data: this data module gives no training label counts; "
+            "pass the counts as a list (loss.class_counts=[...]) or null for a balanced tree"
+        )
+    return {"class_counts": list(task.class_counts)}
+
+
 def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLossModule:
     """The LightningModule of ``cfg`` for a data set with ``task`` and ``input_size``.
 
@@ -120,7 +138,7 @@ def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLos
     """
     check_loss_fits(cfg.loss, task)
     with config_key("loss", cfg.loss):
-        loss = instantiate(cfg.loss)
+        loss = instantiate(cfg.loss, **data_class_counts(cfg.loss, task))
     with config_key("model", cfg.model):
         model = instantiate(cfg.model)(input_size=input_size, num_outputs=loss.num_outputs(task))
     check_optimizer(cfg.optimizer, [*model.parameters(), *loss.parameters()])

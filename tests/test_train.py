@@ -8,7 +8,10 @@ import sys
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lregloss.train import train
+from lregloss.errors import ConfigError
+from lregloss.losses.hierarchical import huffman_tree
+from lregloss.tasks import Task
+from lregloss.train import build_module, train
 
 from conftest import ROOT
 
@@ -104,3 +107,22 @@ def test_an_unknown_choice_lists_the_available_ones(tmp_path):
     result = run_entry_point(tmp_path, "loss=hingee")
     assert result.returncode != 0
     assert "Available options in 'loss'" in result.stderr
+
+
+@pytest.mark.parametrize("class_counts,tree", [("null", "balanced"), ("data", "huffman")])
+def test_hsoftmax_builds_the_huffman_tree_of_the_training_labels_on_request(compose_config, class_counts, tree):
+    cfg = compose_config("loss=hsoftmax", f"loss.class_counts={class_counts}")
+    counts = (842, 1565, 2871, 5077, 13131)  # the reviews' rating counts: 5 stars is the most frequent
+    task = Task("ordinal", 5, class_counts=counts)
+    loss = build_module(cfg, task, input_size=50).loss
+    assert loss.tree == tree
+    if tree == "huffman":
+        paths = huffman_tree(counts)
+        assert loss.path_lengths.tolist() == [len(path) for path in paths]
+        assert loss.path_lengths[4] == 1  # the most frequent class sits next to the root
+
+
+def test_hsoftmax_class_counts_from_data_that_has_none_names_the_fix(compose_config):
+    cfg = compose_config("loss=hsoftmax", "loss.class_counts=data")
+    with pytest.raises(ConfigError, match=r"loss.class_counts=data: .* pass the counts as a list"):
+        build_module(cfg, Task("multiclass", 5), input_size=50)
