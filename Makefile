@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: train test venv clean bench
+.PHONY: train test venv clean bench study
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 # Speed against PyTorch's own paths; writes benchmarks/RESULTS.md (about 5-10 min on 2 cores).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
+
+# The lecture study: trains through lregloss.train, writes results/*.md and *.png (about 7.5 min on 2 cores).
+study: $(STAMP)
+	$(BIN)/python scripts/study.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) logs *.egg-info

@@ -276,6 +276,26 @@ def test_proximal_adds_no_gradient_and_soft_thresholds_to_exact_zeros(make):
     torch.testing.assert_close(other.detach(), torch.tensor([[0.49, -0.02]], dtype=torch.float64), rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("optimizer_class, options", [(torch.optim.Adam, {}), (torch.optim.AdamW, {"amsgrad": True, "weight_decay": 0.0})])
+def test_proximal_after_an_adam_step_thresholds_each_entry_by_its_own_step_size(optimizer_class, options):
+    lr, strength, eps = 0.1, 0.02, 1e-8
+    start = torch.tensor([[0.5, -0.03, 0.02], [-0.4, 0.05, 0.3]], dtype=torch.float64)
+    grad = torch.tensor([[0.2, -0.004, 0.001], [0.0, 0.01, -0.5]], dtype=torch.float64)
+    weight = nn.Parameter(start.clone())
+    weight.grad = grad.clone()
+    optimizer = optimizer_class([weight], lr=lr, eps=eps, **options)
+    optimizer.step()
+    L1(strength, mode="proximal").after_optimizer_step(optimizer, [weight])
+    # First Adam step: m_hat = g, v_hat = g^2, so x moves by lr g / (|g| + eps), and the
+    # proximal step in the same metric shrinks it by lr * strength / (|g| + eps).
+    stepped = start - lr * grad / (grad.abs() + eps)
+    threshold = lr * strength / (grad.abs() + eps)
+    expected = stepped.sign() * (stepped.abs() - threshold).clamp(min=0)
+    torch.testing.assert_close(weight.detach(), expected, rtol=1e-12, atol=1e-15)
+    assert weight[1, 0] == 0  # no gradient yet (v = 0): threshold lr * strength / eps
+    assert weight[0, 1] == 0 and weight[0, 0] != 0  # small steady gradients lose, large ones keep their weight
+
+
 def test_gradient_mode_after_optimizer_step_changes_nothing():
     weight = nn.Parameter(torch.tensor([[0.5, -0.03]], dtype=torch.float64))
     before = weight.detach().clone()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lregloss.models import BagOfNgrams
+from lregloss.models import BagOfNgrams, LinearBagOfNgrams
 from lregloss.models.text import bags
 
 IDS = torch.tensor([[3, 1, 4, 1, 5], [9, 2, 6, 0, 0], [7, 0, 0, 0, 0]])
@@ -89,3 +89,26 @@ def test_invalid_dropout_is_refused(dropout):
 def test_invalid_sizes_are_refused(arguments, name):
     with pytest.raises(ValueError, match=name):
         BagOfNgrams(**{"input_size": 10, "num_outputs": 5, **arguments})
+
+
+def test_linear_bag_is_the_frequency_vector_times_its_weights_plus_bias():
+    torch.manual_seed(0)
+    model = LinearBagOfNgrams(input_size=10, num_outputs=4)
+    with torch.no_grad():
+        model.weight[1:].normal_()
+        model.bias.normal_()
+    frequencies = torch.zeros(len(IDS), 10, dtype=torch.float64)
+    for row, ids in enumerate(IDS.tolist()):
+        present = [i for i in ids if i != 0]
+        for i in present:
+            frequencies[row, i] += 1 / len(present)  # count / number of n-grams, padding left out
+    torch.testing.assert_close(model(IDS).double(), frequencies @ model.weight.double() + model.bias.double())
+
+
+def test_linear_bag_starts_at_zero_with_one_weight_per_ngram_and_output():
+    model = LinearBagOfNgrams(input_size=10, num_outputs=5)
+    assert model.weight.shape == (10, 5)
+    assert not model.weight.any() and not model.bias.any()
+    assert torch.equal(model(IDS), torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="num_outputs"):
+        LinearBagOfNgrams(input_size=10, num_outputs=0)

@@ -2,6 +2,6 @@
 
 from lregloss.models.cifar import AirbenchNet, ResNet18
 from lregloss.models.mlp import MLP
-from lregloss.models.text import BagOfNgrams
+from lregloss.models.text import BagOfNgrams, LinearBagOfNgrams
 
-__all__ = ["MLP", "AirbenchNet", "BagOfNgrams", "ResNet18"]
+__all__ = ["MLP", "AirbenchNet", "BagOfNgrams", "LinearBagOfNgrams", "ResNet18"]

@@ -1,4 +1,4 @@
-"""A fastText-style bag-of-n-grams classifier for padded id matrices."""
+"""Bag-of-n-grams text models for padded id matrices: fastText-style, and purely linear."""
 
 from __future__ import annotations
 
@@ -62,6 +62,43 @@ class BagOfNgrams(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         """(B, L) int64 ids, 0 = padding -> (B, num_outputs) outputs."""
         return self.output(self.dropout(self.hidden(self.embedding(*bags(ids)))))
+
+
+class LinearBagOfNgrams(nn.Module):
+    """A linear model on n-gram frequencies: one weight per (n-gram, output), plus a bias.
+
+    f(x)_k = sum_t tf_t(x) W[t, k] + b_k, tf_t(x) = count of n-gram t in x / number of n-grams
+    in x (padding, id 0, left out). Multinomial logistic regression on term frequencies with
+    ``loss=softmax``; every weight belongs to one n-gram and one output, so the n-grams a
+    penalty keeps or zeroes can be read off ``weight``. ``weight`` starts at 0, as in
+    scikit-learn's solvers, so that an L1 penalty applied by its proximal step moves only
+    the weights the data pull hard enough.
+
+    Args:
+        input_size: vocabulary size, padding id 0 included.
+        num_outputs: outputs per document (set by the loss).
+
+    Raises:
+        ValueError: a size < 1.
+    """
+
+    def __init__(self, input_size: int, num_outputs: int) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("num_outputs", num_outputs)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value}")
+        self.table = nn.EmbeddingBag(input_size, num_outputs, mode="mean", padding_idx=0)
+        nn.init.zeros_(self.table.weight)
+        self.bias = nn.Parameter(torch.zeros(num_outputs))
+
+    @property
+    def weight(self) -> Tensor:
+        """(input_size, num_outputs): row t holds n-gram t's weight for each output."""
+        return self.table.weight
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """(B, L) int64 ids, 0 = padding -> (B, num_outputs) outputs."""
+        return self.table(*bags(ids)) + self.bias
 
 
 def bags(ids: Tensor) -> tuple[Tensor, Tensor]:
