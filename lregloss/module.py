@@ -96,17 +96,17 @@ class RegularizedLossModule(LightningModule):
             # Under DDP the data losses are averaged over the ranks (the loss of the global
             # batch); the penalty, of weights that every rank holds alike, is not.
             self.log("train/data_loss", data_loss, prog_bar=True, sync_dist=True)
-        if self._logs_this_step() and self.penalized:
-            # Without a penalty these would repeat 0 and train/data_loss; each self.log costs
-            # ~0.5 ms on CPU (Lightning moves its whole result record to the value's device),
-            # which made an epoch of a small MLP with reg=none 1.09x a bare LightningModule's.
-            penalties = self.penalties()
-            reg_loss = sum(penalties.values(), torch.zeros((), device=data_loss.device))
-            self.log("train/reg_loss", reg_loss)
-            watched = data_loss.detach() + reg_loss
-            self.log("train/loss", watched, sync_dist=True)
-            if len(penalties) > 1:
-                self.log_dict({f"train/reg_loss/{name}": value for name, value in penalties.items()})
+            if self.penalized:
+                # Without a penalty these would repeat 0 and train/data_loss; each self.log costs
+                # ~0.5 ms on CPU (Lightning moves its whole result record to the value's device),
+                # which made an epoch of a small MLP with reg=none 1.09x a bare LightningModule's.
+                penalties = self.penalties()
+                reg_loss = sum(penalties.values(), torch.zeros((), device=data_loss.device))
+                self.log("train/reg_loss", reg_loss)
+                watched = data_loss.detach() + reg_loss
+                self.log("train/loss", watched, sync_dist=True)
+                if len(penalties) > 1:
+                    self.log_dict({f"train/reg_loss/{name}": value for name, value in penalties.items()})
         # One host read of a 0-dim flag per step. It must be synchronous to stop the step before
         # backward and the optimizer; the progress bar already reads the loss every step, and a
         # check deferred to the next step would let one NaN update through. Under DDP the ranks
