@@ -12,6 +12,17 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-logs/gpu_check}"
 RUNS="${RUNS:-logs/gpu_check_runs}"
 PYTHON="${PYTHON:-python3}"
+case "${1:-}" in
+bench | recipe) ;;
+*)
+    echo "usage: $0 bench | recipe DATA_ROOT" >&2
+    exit 2
+    ;;
+esac
+if ! command -v nvidia-smi >/dev/null; then
+    echo "$0: no NVIDIA GPU here (nvidia-smi not found); run it on a GPU machine" >&2
+    exit 2
+fi
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 
@@ -40,9 +51,5 @@ recipe)
     for pid in "${pids[@]}"; do wait "$pid" || status=1; done
     "$PYTHON" scripts/report.py "$RUNS" --output "$OUT/report" || status=1
     exit "$status"
-    ;;
-*)
-    echo "usage: $0 bench | recipe DATA_ROOT" >&2
-    exit 2
     ;;
 esac
