@@ -7,6 +7,8 @@ in-memory synthetic data, through the same ``DataLoader`` (shuffled, batch 256):
   ``reg=none`` builds), logging ``train/data_loss`` every step and the penalty on logging
   steps, as in training;
 - a bare LightningModule: ``F.cross_entropy`` in ``training_step``, nothing logged;
+- the bare LightningModule with ``Regularization(L2(5e-4))`` (a user's own module with the
+  callback), against the bare one with the same penalty added to its loss (autograd);
 - a plain PyTorch loop: ``zero_grad``, forward, backward, ``step``.
 
 The Lightning variants run under ``Trainer(logger=False, enable_checkpointing=False,
@@ -40,10 +42,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from benchmarks.device import synchronizer
 from benchmarks.report import run_standalone
 from benchmarks.timing import Measured, Table, no_synchronize, time_variants
+from lregloss.callbacks import Regularization
 from lregloss.losses import SoftmaxCrossEntropy
 from lregloss.models import MLP
 from lregloss.module import RegularizedLossModule
-from lregloss.regularizers import NoRegularizer
+from lregloss.regularizers import L2, NoRegularizer, Regularizer
 from lregloss.tasks import Task
 
 BATCH = 256
@@ -51,18 +54,21 @@ LR = 0.01
 EPOCHS_PER_FIT = 3
 LOG_EVERY_N_STEPS = 10  # as conf/trainer/default.yaml: the module computes penalties on these steps
 TARGET = 1.05  # RegularizedLossModule <= 1.05x of the bare LightningModule
+L2_STRENGTH = 5e-4
 
 
 class BareModule(pl.LightningModule):
-    """The least a LightningModule needs: a net, cross-entropy, an optimizer."""
+    """The least a LightningModule needs: a net, cross-entropy, an optimizer (and, for the reference, a penalty in the loss)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, penalty: Regularizer | None = None) -> None:
         super().__init__()
         self.model = model
+        self.penalty = [] if penalty is None else [penalty]  # a list: not a submodule
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, target = batch
-        return F.cross_entropy(self.model(inputs), target)
+        loss = F.cross_entropy(self.model(inputs), target)
+        return loss + self.penalty[0](self) if self.penalty else loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=LR)
@@ -112,12 +118,12 @@ def make_mlp(sizes: tuple[int, ...]) -> nn.Module:
     return MLP(sizes[0], sizes[-1], hidden_sizes=sizes[1:-1])
 
 
-def lightning_fit(make_module, loader: DataLoader, epochs: int, device: torch.device):
+def lightning_fit(make_module, loader: DataLoader, epochs: int, device: torch.device, make_callbacks=list):
     def run() -> Measured:
         timer = EpochTimer(synchronizer(device))
         trainer = pl.Trainer(
             accelerator=device.type, devices=1, max_epochs=epochs, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+            enable_progress_bar=False, enable_model_summary=False, callbacks=[*make_callbacks(), timer],
             num_sanity_val_steps=0, limit_val_batches=0,
             log_every_n_steps=LOG_EVERY_N_STEPS,
         )  # fmt: skip
@@ -175,6 +181,12 @@ def epoch_table(
             {
                 "bare LightningModule": lightning_fit(lambda: BareModule(make_mlp(sizes)), loader, epochs, device),
                 "RegularizedLossModule": lightning_fit(regularized, loader, epochs, device),
+                "bare LightningModule + Regularization(L2)": lightning_fit(
+                    lambda: BareModule(make_mlp(sizes)), loader, epochs, device, lambda: [Regularization(L2(L2_STRENGTH))]
+                ),
+                "bare LightningModule, L2 in its loss": lightning_fit(
+                    lambda: BareModule(make_mlp(sizes), L2(L2_STRENGTH)), loader, epochs, device
+                ),
                 "plain PyTorch loop": plain_loop(sizes, loader, epochs, device),
             },
             repeats=repeats,
@@ -190,6 +202,10 @@ def epoch_table(
     )
     bare = timings["bare LightningModule"]
     table.add("RegularizedLossModule", timings["RegularizedLossModule"], bare, target_ratio)
+    callback = timings["bare LightningModule + Regularization(L2)"]
+    table.add("bare LightningModule + Regularization(L2)", callback, bare)
+    table.add("bare LightningModule + Regularization(L2), against L2 in its loss", callback,
+              timings["bare LightningModule, L2 in its loss"])  # fmt: skip
     table.add("plain PyTorch loop", timings["plain PyTorch loop"], bare)
     loop = timings["plain PyTorch loop"]
     table.add("RegularizedLossModule, against the loop", timings["RegularizedLossModule"], loop)

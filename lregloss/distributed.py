@@ -37,6 +37,14 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+from lregloss.private_names import require
+
+# The private methods overridden below (see lregloss.private_names): an override of a renamed
+# method would never run, and the other ranks would re-run the whole command line.
+require(_ChildProcessObserver, "_run")
+require(_SubprocessScriptLauncher, "_call_children_scripts", "_check_can_spawn_children")
+require(DDPStrategy, "_configure_launcher")
+
 log = logging.getLogger(__name__)
 
 # What Lightning's launcher sets in the launching process's own environment.

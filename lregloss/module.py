@@ -1,4 +1,4 @@
-"""The one LightningModule: a backbone, a loss, and regularizer penalties applied in place."""
+"""The one LightningModule: a backbone, a loss, and the penalties of a `Regularization` callback."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from lregloss.callbacks.regularization import Regularization
 from lregloss.errors import DivergenceError
 from lregloss.losses import Loss
 from lregloss.metrics import task_metrics
+from lregloss.private_names import is_logging_step, load_pending_loader_states
 from lregloss.regularizers import Regularizer
 from lregloss.tasks import Task
 
@@ -26,10 +28,10 @@ class RegularizedLossModule(LightningModule):
 
     training loss = data loss + sum_r penalty_r(selected weights of r)
 
-    Penalty gradients are not taken through autograd: after backward, each regularizer adds
-    d penalty / d w to ``.grad`` with fused ``torch._foreach_*`` ops (identical to autograd of
-    the penalty), and proximal regularizers act after each optimizer step. Penalty values
-    are computed only on the steps that log them.
+    The penalties are applied by a `lregloss.callbacks.Regularization` callback that the module
+    hands the Trainer (``configure_callbacks``), the same one any LightningModule can use: their
+    gradients go straight into ``.grad`` after backward (no second autograd pass), proximal steps
+    follow each real optimizer step, and penalty values are computed only on logging steps.
 
     Divergence: every step, the data loss (plus the penalty on the steps that compute it) must
     be finite, else the step raises a `DivergenceError` naming the step, the values and the
@@ -68,20 +70,33 @@ class RegularizedLossModule(LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.regularizers = dict(regularizers or {})
+        self.regularization = Regularization(self.regularizers) if self.regularizers else None
         self.val_metrics = task_metrics(task, loss, level_decoding)
         self.test_metrics = task_metrics(task, loss, level_decoding)
-        # Parameters keep their identity when moved between devices, so select them once.
-        self.regularized = {name: reg.select(self) for name, reg in self.regularizers.items()}
-        self.penalized = any(self.regularized.values())  # False for reg=none: no penalty to log
+
+    def configure_callbacks(self) -> list[Regularization]:
+        """The module's `Regularization` callback (none without regularizers).
+
+        Raises:
+            ValueError: the Trainer has a `Regularization` callback of its own, which Lightning
+                would silently replace by this one.
+        """
+        if self.regularization is None:
+            return []
+        others = [cb for cb in self.trainer.callbacks if isinstance(cb, Regularization) and cb is not self.regularization]
+        if others:
+            raise ValueError(
+                "the Trainer has a Regularization callback and RegularizedLossModule has regularizers of its own; "
+                "give the regularizers to one of them (RegularizedLossModule(regularizers=...) or the callback)"
+            )
+        return [self.regularization]
 
     def on_train_start(self) -> None:
         # configure_optimizers reads estimated_stepping_batches, which makes Lightning (2.6)
         # build the training loader before it restores the loop state of a resumed run, and so
         # skip handing the loader its saved position. Hand it over now, before the first batch;
         # the call does nothing when there is no pending state.
-        load_pending = getattr(self.trainer.fit_loop, "_load_combined_loader_states", None)
-        if load_pending is not None:
-            load_pending()
+        load_pending_loader_states(self.trainer)
 
     def forward(self, inputs: Tensor) -> Tensor:
         return self.model(inputs)
@@ -90,23 +105,18 @@ class RegularizedLossModule(LightningModule):
         inputs, target = batch
         data_loss = self.loss(self.model(inputs), target)
         watched = data_loss
-        if self._logs_this_step():
+        if is_logging_step(self.trainer):
             # On logging steps only, like the penalties: a self.log call every step made an
             # epoch of a small MLP 1.25x a bare LightningModule's (1.02x without it).
             # Under DDP the data losses are averaged over the ranks (the loss of the global
             # batch); the penalty, of weights that every rank holds alike, is not.
             self.log("train/data_loss", data_loss, prog_bar=True, sync_dist=True)
-            if self.penalized:
-                # Without a penalty these would repeat 0 and train/data_loss; each self.log costs
-                # ~0.5 ms on CPU (Lightning moves its whole result record to the value's device),
-                # which made an epoch of a small MLP with reg=none 1.09x a bare LightningModule's.
-                penalties = self.penalties()
-                reg_loss = sum(penalties.values(), torch.zeros((), device=data_loss.device))
-                self.log("train/reg_loss", reg_loss)
-                watched = data_loss.detach() + reg_loss
+            penalty = None if self.regularization is None else self.regularization.logged_penalty
+            if penalty is not None:
+                # The callback logged train/reg_loss before this step, on the same weights, where
+                # a regularizer selects any (not for reg=none: each self.log costs ~0.5 ms on CPU).
+                watched = data_loss.detach() + penalty
                 self.log("train/loss", watched, sync_dist=True)
-                if len(penalties) > 1:
-                    self.log_dict({f"train/reg_loss/{name}": value for name, value in penalties.items()})
         # One host read of a 0-dim flag per step. It must be synchronous to stop the step before
         # backward and the optimizer; the progress bar already reads the loss every step, and a
         # check deferred to the next step would let one NaN update through. Under DDP the ranks
@@ -126,7 +136,7 @@ class RegularizedLossModule(LightningModule):
     def divergence_report(self, data_loss: Tensor, inputs) -> str:
         """One line on a non-finite step: the step, the loss and penalty values, the likely cause."""
         values = [f"train/data_loss={data_loss.item():.4g}"]
-        penalties = self.penalties()
+        penalties = {} if self.regularization is None else self.regularization.penalties()
         if penalties:
             values.append(f"train/reg_loss={sum(p.item() for p in penalties.values()):.4g}")
         if len(penalties) > 1:
@@ -145,20 +155,6 @@ class RegularizedLossModule(LightningModule):
             cause = f"{' or '.join(knobs) or 'the learning rate'} is likely too high"
         epoch = f" (epoch {self.current_epoch})" if self._trainer is not None else ""
         return f"training diverged at step {self.global_step}{epoch}: {', '.join(values)}; {cause}"
-
-    @torch.no_grad()
-    def penalties(self) -> dict[str, Tensor]:
-        """The current value of each regularizer's penalty (strength included)."""
-        return {name: reg.penalty(self.regularized[name]) for name, reg in self.regularizers.items()}
-
-    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
-        for name, reg in self.regularizers.items():
-            reg.add_gradient_(self.regularized[name])
-
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Optimizer, optimizer_closure=None) -> None:
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        for name, reg in self.regularizers.items():
-            reg.after_optimizer_step(optimizer, self.regularized[name])
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
@@ -207,7 +203,3 @@ class RegularizedLossModule(LightningModule):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def _logs_this_step(self) -> bool:
-        # Lightning writes step metrics when (batches stepped + 1) % log_every_n_steps == 0.
-        return (self.global_step + 1) % self.trainer.log_every_n_steps == 0

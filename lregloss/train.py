@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from lregloss.checkpointing import checkpoint_step, last_checkpoint
@@ -242,7 +243,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     with distributed_job(trainer):  # under DDP: every rank runs this block; metrics come synchronised
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = next((c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), "")
         best = best or None  # None: evaluate the weights as they are
         results = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
         if cfg.get("test"):

@@ -98,7 +98,15 @@ EXPECTED_ROWS = {
             "hsoftmax Huffman, zipf")],
         [f"C={c}: {name}" for c in (10, 40) for name in ("hsoftmax log_prob", "adaptive log_prob")],
     ],  # fmt: skip
-    "module_epoch": [["RegularizedLossModule", "plain PyTorch loop", "RegularizedLossModule, against the loop"]],
+    "module_epoch": [
+        [
+            "RegularizedLossModule",
+            "bare LightningModule + Regularization(L2)",
+            "bare LightningModule + Regularization(L2), against L2 in its loss",
+            "plain PyTorch loop",
+            "RegularizedLossModule, against the loop",
+        ]
+    ],
     "cifar_epoch": [["RegularizedLossModule", "RegularizedLossModule, as the recipe"], ["trainer.validate"]],
 }
 

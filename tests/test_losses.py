@@ -227,6 +227,60 @@ def test_gradcheck(loss, outputs, target):
     assert torch.autograd.gradcheck(lambda x: loss(x, target), (outputs,))
 
 
+@pytest.mark.parametrize("loss,outputs,target", gradcheck_cases(), ids=lambda v: type(v).__name__)
+def test_gradgradcheck(loss, outputs, target):
+    # create_graph=True (gradient penalties, Hessian-vector products): the hinge's hand-written
+    # backward falls back to differentiable ops.
+    outputs = outputs.clone().requires_grad_(True)
+    assert torch.autograd.gradgradcheck(lambda x: loss(x, target), (outputs,))
+
+
+def test_hinge_gradient_penalty_trains_through_create_graph():
+    f, y = scores_and_labels(6, 4, seed=3)
+    f.requires_grad_(True)
+    loss = MulticlassSquaredHinge()(f, y)
+    (grad,) = torch.autograd.grad(loss, f, create_graph=True)
+    grad.square().sum().backward()  # raised "element 0 of tensors does not require grad"
+    reference = f.detach().clone().requires_grad_(True)
+    violations = (reference - reference.gather(1, y[:, None]) + 1).clamp_min(0).scatter(1, y[:, None], 0)
+    (ref_grad,) = torch.autograd.grad(violations.square().sum(1).mean(), reference, create_graph=True)
+    ref_grad.square().sum().backward()
+    torch.testing.assert_close(grad, ref_grad)
+    torch.testing.assert_close(f.grad, reference.grad)
+
+
+def half_precision_cases():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(512, 1000, generator=generator) * 3
+    labels = torch.randint(0, 1000, (512,), generator=generator)
+    values = torch.randn(512, 1000, generator=generator) * 10
+    attributes = torch.randint(0, 2, (512, 1000), generator=generator)
+    return [
+        (MulticlassHinge(), scores, labels),
+        (MulticlassSquaredHinge(), scores, labels),
+        (SoftmaxCrossEntropy(), scores, labels),
+        (SquaredError(), scores, values),
+        (AbsoluteError(), scores, values),
+        (AttributeHinge(), scores, attributes),
+        (AttributeLogistic(), scores, attributes),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("loss,outputs,target", half_precision_cases(), ids=lambda v: type(v).__name__)
+def test_half_precision_outputs_under_autocast_give_the_float32_loss(loss, outputs, target, dtype):
+    # 512 x 1000 in float16 summed to inf (the squared hinge's value is ~1e5); the losses compute
+    # in float32, as torch's own do under autocast.
+    half = outputs.to(dtype).requires_grad_(True)
+    with torch.autocast("cpu", dtype=dtype):
+        value = loss(half, target)
+    value.backward()
+    assert value.dtype == torch.float32
+    want = loss(half.detach().float(), target)
+    torch.testing.assert_close(value, want, rtol=1e-6, atol=0)
+    assert half.grad.dtype == dtype and torch.isfinite(half.grad).all()
+
+
 def test_predictions_follow_each_loss():
     f = torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 0.5]])
     for loss in (MulticlassHinge(), MulticlassSquaredHinge(), SoftmaxCrossEntropy()):

@@ -20,6 +20,7 @@ from lregloss.regularizers import (
     MaxNormPenalty,
     NoRegularizer,
     Regularizer,
+    UnsupportedOptimizerError,
     select_parameters,
 )
 
@@ -288,11 +289,12 @@ def test_proximal_after_an_adam_step_thresholds_each_entry_by_its_own_step_size(
     L1(strength, mode="proximal").after_optimizer_step(optimizer, [weight])
     # First Adam step: m_hat = g, v_hat = g^2, so x moves by lr g / (|g| + eps), and the
     # proximal step in the same metric shrinks it by lr * strength / (|g| + eps).
+    # An entry with no gradient yet (v = 0) has not moved, and keeps its value.
     stepped = start - lr * grad / (grad.abs() + eps)
-    threshold = lr * strength / (grad.abs() + eps)
+    threshold = torch.where(grad != 0, lr * strength / (grad.abs() + eps), 0.0)
     expected = stepped.sign() * (stepped.abs() - threshold).clamp(min=0)
     torch.testing.assert_close(weight.detach(), expected, rtol=1e-12, atol=1e-15)
-    assert weight[1, 0] == 0  # no gradient yet (v = 0): threshold lr * strength / eps
+    assert weight[1, 0] == start[1, 0]  # lr * strength / eps would have zeroed it at once
     assert weight[0, 1] == 0 and weight[0, 0] != 0  # small steady gradients lose, large ones keep their weight
 
 
@@ -313,11 +315,20 @@ def regression_problem(n: int = 100, d: int = 8) -> tuple[np.ndarray, np.ndarray
     return x, x @ coef + 0.7 + 0.5 * generator.standard_normal(n)
 
 
-def fit_linear(reg: Regularizer, x: np.ndarray, y: np.ndarray, extra_curvature: float = 0.0, steps: int = 500):
+def fit_linear(
+    reg: Regularizer,
+    x: np.ndarray,
+    y: np.ndarray,
+    extra_curvature: float = 0.0,
+    steps: int = 500,
+    make_optimizer=None,
+    gamma: float = 1.0,
+):
     """Full-batch (proximal) gradient descent on mean squared error + penalty, lr = 1 / Lipschitz.
 
     The data loss (1/n) ||y - Xw - b||^2 has Hessian (2/n) A^T A with A = [X, 1]; an L2 part adds
     its strength. The training loop the plugin uses: backward, add_gradient_, step, after_step.
+    ``make_optimizer(params, lr)`` replaces plain SGD; ``gamma`` decays the rate every step.
     """
     n, d = x.shape
     a = np.hstack([x, np.ones((n, 1))])
@@ -328,13 +339,16 @@ def fit_linear(reg: Regularizer, x: np.ndarray, y: np.ndarray, extra_curvature: 
     nn.init.zeros_(model.bias)
     params = reg.select(model)
     assert params == [model.weight]  # the bias is not penalised
-    optimizer = torch.optim.SGD(model.parameters(), lr=1 / lipschitz)
+    optimizer = (make_optimizer or torch.optim.SGD)(model.parameters(), lr=1 / lipschitz)
+    reg.check_optimizer(optimizer)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
     for _ in range(steps):
         optimizer.zero_grad()
         F.mse_loss(model(inputs).squeeze(-1), targets).backward()
         reg.add_gradient_(params)
         optimizer.step()
         reg.after_optimizer_step(optimizer, params)
+        scheduler.step()
     return model.weight.detach().squeeze(0).numpy(), model.bias.item()
 
 
@@ -349,6 +363,72 @@ def test_l1_proximal_converges_to_sklearn_lasso():
     assert intercept == pytest.approx(lasso.intercept_, abs=1e-8)
     assert np.array_equal(coef == 0, lasso.coef_ == 0)  # exact zeros in the same places
     assert 0 < (coef == 0).sum() < len(coef)
+
+
+OPTIMIZERS = {
+    # name: (optimizer(params, lr) with lr = 1 / Lipschitz, steps, per-step rate decay)
+    "sgd_momentum": (lambda params, lr: torch.optim.SGD(params, lr=lr / 4, momentum=0.9), 3000, 1.0),
+    "sgd_nesterov_dampening": (
+        lambda params, lr: torch.optim.SGD(params, lr=lr / 4, momentum=0.8, nesterov=True), 3000, 1.0
+    ),
+    "sgd_dampening": (lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.5, dampening=0.5), 3000, 1.0),
+    "adam": (lambda params, lr: torch.optim.Adam(params, lr=0.05), 6000, 0.999),
+    "adamw_amsgrad": (lambda params, lr: torch.optim.AdamW(params, lr=0.05, weight_decay=0, amsgrad=True), 6000, 0.999),
+    "rmsprop": (lambda params, lr: torch.optim.RMSprop(params, lr=0.01), 6000, 0.999),
+    "rmsprop_momentum": (lambda params, lr: torch.optim.RMSprop(params, lr=0.01, momentum=0.5), 6000, 0.999),
+    "adagrad": (lambda params, lr: torch.optim.Adagrad(params, lr=0.5, lr_decay=1e-3), 6000, 1.0),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_l1_proximal_converges_to_sklearn_lasso_with_every_supported_optimizer(name):
+    # The threshold follows each optimizer's own step per unit of gradient, so the fixed point
+    # is the Lasso's: a plain lr * strength would settle at strength / 10 with momentum 0.9.
+    make_optimizer, steps, gamma = OPTIMIZERS[name]
+    x, y = regression_problem()
+    strength = 0.4
+    coef, intercept = fit_linear(L1(strength, mode="proximal"), x, y, steps=steps, make_optimizer=make_optimizer, gamma=gamma)
+    lasso = Lasso(alpha=strength / 2, fit_intercept=True, tol=1e-12, max_iter=1_000_000).fit(x, y)
+    np.testing.assert_allclose(coef, lasso.coef_, rtol=0, atol=2e-3)
+    assert np.array_equal(coef == 0, lasso.coef_ == 0)  # exact zeros in the same places
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_proximal_l1_on_one_weight_settles_at_the_penalised_optimum(name):
+    # min 1/2 (x - 1)^2 + 0.5 |x| is at x = 0.5 (the issue's case: momentum ended at 0.95,
+    # RMSprop at 1.0018, Adagrad at 0.0).
+    make_optimizer, steps, gamma = OPTIMIZERS[name]
+    weight = nn.Parameter(torch.zeros(1, 1, dtype=torch.float64))
+    optimizer = make_optimizer([weight], 0.5)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+    reg = L1(0.5, mode="proximal")
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (0.5 * (weight - 1).square().sum()).backward()
+        optimizer.step()
+        reg.after_optimizer_step(optimizer, [weight])
+        scheduler.step()
+    assert weight.item() == pytest.approx(0.5, abs=2e-3)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda p: torch.optim.Adamax(p),
+        lambda p: torch.optim.NAdam(p),
+        lambda p: torch.optim.SGD(p, lr=0.1, maximize=True),
+        lambda p: torch.optim.RMSprop(p, centered=True),
+    ],
+)
+def test_proximal_l1_refuses_an_optimizer_it_has_no_step_size_for(optimizer):
+    weight = nn.Parameter(torch.zeros(2, 2))
+    with pytest.raises(UnsupportedOptimizerError, match="mode='gradient'") as error:
+        L1(0.1, mode="proximal").check_optimizer(optimizer([weight]))
+    assert "\n" not in str(error.value)
+    L1(0.1).check_optimizer(optimizer([weight]))  # gradient mode works with any optimizer
+    ElasticNet(0.1, 0.1).check_optimizer(optimizer([weight]))
+    with pytest.raises(UnsupportedOptimizerError):
+        ElasticNet(0.1, 0.1, mode="proximal").check_optimizer(optimizer([weight]))
 
 
 def test_l1_gradient_mode_gives_no_exact_zeros():

@@ -94,6 +94,11 @@ def failing_run(compose_config, tiny_reviews_csv, tmp_path, caplog, capfd, monke
         (["optimizer.lr=inf"], "optimizer.lr must be a finite number > 0, got inf"),
         (["loss=attr_hinge"], "does not fit a ordinal task (it fits: multilabel); losses that fit: "),
         (["loss.label_smoothing=1.5"], "loss.label_smoothing must be in [0, 1), got 1.5"),
+        (
+            ["optimizer._target_=torch.optim.Adamax", "~optimizer.fused", "reg=l1", "reg.mode=proximal"],
+            "proximal L1 has no step-size rule for Adamax, so its threshold would not match the optimizer's steps; "
+            "use one of Adagrad, Adam, AdamW, RMSprop, SGD, or mode='gradient' (reg.mode=gradient)",
+        ),
     ],
 )
 def test_a_bad_config_value_fails_in_one_line_naming_its_key(failing_run, overrides, expected):

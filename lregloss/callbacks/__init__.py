@@ -4,11 +4,13 @@ from lregloss.callbacks.last_checkpoint import LastCheckpoint
 from lregloss.callbacks.max_norm import MaxNormConstraint, project_max_norm_
 from lregloss.callbacks.random_state import RandomStateCheckpoint
 from lregloss.callbacks.reg_monitor import RegularizationMonitor, weight_statistics
+from lregloss.callbacks.regularization import Regularization
 
 __all__ = [
     "LastCheckpoint",
     "MaxNormConstraint",
     "RandomStateCheckpoint",
+    "Regularization",
     "RegularizationMonitor",
     "project_max_norm_",
     "weight_statistics",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import Checkpoint
+
+from lregloss.checkpointing import LAST
 
 
 def flush_loggers(trainer: pl.Trainer) -> None:
@@ -14,21 +18,20 @@ def flush_loggers(trainer: pl.Trainer) -> None:
             flush()
 
 
-class LastCheckpoint(ModelCheckpoint):
-    """Write ``last.ckpt`` every ``every_n_train_steps`` optimizer steps, after each validation, and at the end.
+class LastCheckpoint(Checkpoint):
+    """Write ``<dirpath>/last.ckpt`` every ``every_n_train_steps`` optimizer steps, after each validation, and at the end.
 
-    A ``ModelCheckpoint`` with no monitored metric and no top-k files: only ``last.ckpt``,
-    overwritten in place. Saving in mid-epoch is what lets a killed run lose at most
+    One file, overwritten in place, through Lightning's public ``trainer.save_checkpoint`` (so
+    the Trainer's checkpoint plugin writes it: atomically and never with non-finite weights,
+    see `lregloss.checkpointing`). Saving in mid-epoch is what lets a killed run lose at most
     ``every_n_train_steps`` steps; saving again after validation records early stopping's and
-    the best checkpoint's state for that epoch. Nothing is saved when training fails (no
-    ``on_exception`` save), so a diverged run keeps its last good file.
+    the best checkpoint's state for that epoch (Lightning runs `Checkpoint` callbacks after
+    the others). Nothing is saved when training fails, so a diverged run keeps its last good
+    file; nothing outside fitting, in the sanity check or in a ``fast_dev_run``.
 
     The loggers are flushed before each save and again before the next batch (Lightning logs a
     batch's metrics after its ``on_train_batch_end``), so every metric up to the checkpoint is
     on disk when a kill comes: a resumed run then neither misses nor repeats a logged step.
-
-    (It extends ``ModelCheckpoint`` through its internal ``_save_checkpoint`` and
-    ``_save_last_checkpoint``, as of Lightning 2.6; tests/test_resume.py checks the result.)
 
     Args:
         dirpath: the run's checkpoint folder.
@@ -38,19 +41,17 @@ class LastCheckpoint(ModelCheckpoint):
     def __init__(self, dirpath: str, every_n_train_steps: int = 100) -> None:
         if int(every_n_train_steps) != every_n_train_steps or every_n_train_steps < 1:
             raise ValueError(f"every_n_train_steps must be an integer >= 1, got {every_n_train_steps}")
-        super().__init__(
-            dirpath=dirpath,
-            monitor=None,
-            save_top_k=0,
-            save_last=True,
-            every_n_train_steps=int(every_n_train_steps),
-            enable_version_counter=False,
-        )
+        self.path = Path(dirpath) / LAST
+        self.every_n_train_steps = int(every_n_train_steps)
+        self._saved_step: int | None = None
         self._flush_before_next_batch = False
 
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+    def _save(self, trainer: pl.Trainer) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run or trainer.state.fn != "fit":
+            return
         flush_loggers(trainer)
-        super()._save_checkpoint(trainer, filepath)
+        trainer.save_checkpoint(self.path)
+        self._saved_step = trainer.global_step
         self._flush_before_next_batch = True
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
@@ -58,14 +59,15 @@ class LastCheckpoint(ModelCheckpoint):
             flush_loggers(trainer)
             self._flush_before_next_batch = False
 
-    def _save_last_now(self, trainer: pl.Trainer) -> None:
-        if trainer.sanity_checking or trainer.fast_dev_run or trainer.state.fn != "fit":
-            return
-        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        # Once per optimizer step: under gradient accumulation global_step repeats between steps.
+        step = trainer.global_step
+        if step % self.every_n_train_steps == 0 and step != self._saved_step:
+            self._save(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._save_last_now(trainer)
+        self._save(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._last_global_step_saved != trainer.global_step:
-            self._save_last_now(trainer)
+        if self._saved_step != trainer.global_step:
+            self._save(trainer)

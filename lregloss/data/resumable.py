@@ -17,6 +17,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from lregloss.private_names import require
+
+require(DataLoader, "_index_sampler")  # overridden below (see lregloss.private_names)
+
 SEED_MODULUS = 2**63  # torch.Generator.manual_seed takes seeds below 2**64; keep a margin for seed + epoch
 
 

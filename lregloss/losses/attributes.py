@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lregloss.losses.base import Loss
+from lregloss.losses.base import Loss, full_precision
 from lregloss.tasks import TaskKind
 
 
@@ -32,6 +32,7 @@ class AttributeHinge(AttributeLoss):
     tasks = frozenset({TaskKind.MULTILABEL})
 
     def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
+        outputs = full_precision(outputs)
         signs = torch.where(target > 0, 1.0, -1.0).to(outputs.dtype)
         return (1 - signs * outputs).clamp_min(0).sum(dim=1).mean()
 
@@ -59,6 +60,7 @@ class AttributeLogistic(AttributeLoss):
         self.register_buffer("pos_weight", weight)
 
     def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
+        outputs = full_precision(outputs)
         pos_weight = None if self.pos_weight is None else self.pos_weight.to(outputs.dtype)
         per_entry = F.binary_cross_entropy_with_logits(
             outputs, target.to(outputs.dtype), pos_weight=pos_weight, reduction="none"

@@ -104,6 +104,19 @@ def loss_classes() -> dict[str, type[Loss]]:
     return found
 
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def full_precision(outputs: Tensor) -> Tensor:
+    """``outputs`` as float32 where they are float16 or bfloat16, else unchanged.
+
+    Losses sum N x C terms: in half precision such a sum overflows (fp16's largest value is
+    65504) or loses its small terms (bf16 keeps 8 bits), so, as torch's own losses under
+    autocast, they compute in float32; the gradient flows back in the outputs' dtype.
+    """
+    return outputs.float() if outputs.dtype in HALF_DTYPES else outputs
+
+
 def match_shapes(outputs: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Return outputs viewed as the target's shape (N,1 -> N) and the target as float.
 
@@ -117,4 +130,5 @@ def match_shapes(outputs: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
                 f"{tuple(target.shape)}; the model must produce one value per target"
             )
         outputs = outputs.reshape(target.shape)
+    outputs = full_precision(outputs)
     return outputs, target.to(outputs.dtype)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from lregloss.losses.base import Loss
+from lregloss.losses.base import Loss, full_precision
 from lregloss.tasks import TaskKind
 from lregloss.validation import check_positive, check_probability
 
@@ -43,6 +42,9 @@ class _MulticlassHingeFunction(torch.autograd.Function):
         d/df_iy_i = -sum_{j != y_i} d/df_ij
 
     with max(0, .)^0 read as 1 where positive, 0 elsewhere (the subgradient 0 at the kink).
+    Where a graph of the gradient is asked for (``create_graph=True``: gradient penalties,
+    Hessian-vector products), the backward computes the same expression from the saved scores
+    with differentiable ops, so it can be differentiated again.
     """
 
     @staticmethod
@@ -50,17 +52,21 @@ class _MulticlassHingeFunction(torch.autograd.Function):
         violations = multiclass_margins(scores, target, margin)
         flat = violations.view(-1)
         total = flat.sum() if power == 1 else torch.dot(flat, flat)
-        ctx.save_for_backward(violations, target)
-        ctx.power = power
+        ctx.save_for_backward(scores, violations, target)
+        ctx.margin, ctx.power = margin, power
         return total / scores.shape[0]
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None, None]:
-        violations, target = ctx.saved_tensors
+        scores, violations, target = ctx.saved_tensors
+        target = target.unsqueeze(1)
         scale = grad_output * (ctx.power / violations.shape[0])
+        if torch.is_grad_enabled():  # create_graph: out-of-place ops, violations recomputed from the scores
+            violations = multiclass_margins(scores, target.squeeze(1), ctx.margin)
+            grad = violations.sign() * scale if ctx.power == 1 else violations * scale
+            return grad.scatter(1, target, -grad.sum(dim=1, keepdim=True)), None, None, None
         grad = violations.sign().mul_(scale) if ctx.power == 1 else violations * scale  # 0 at j = y_i
-        return grad.scatter_(1, target.unsqueeze(1), grad.sum(dim=1, keepdim=True).neg_()), None, None, None
+        return grad.scatter_(1, target, grad.sum(dim=1, keepdim=True).neg_()), None, None, None
 
 
 class MulticlassHinge(ClassScoresLoss):
@@ -83,7 +89,11 @@ class MulticlassHinge(ClassScoresLoss):
         self.margin = check_positive("margin", margin)
 
     def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
-        return _MulticlassHingeFunction.apply(outputs, target, self.margin, self.power)
+        # In float32 for half-precision scores, with autocast off: it would run the dot product
+        # of the squared hinge in float16, where a sum of 512 x 1000 violations overflows.
+        scores = full_precision(outputs)
+        with torch.autocast(scores.device.type, enabled=False):
+            return _MulticlassHingeFunction.apply(scores, target, self.margin, self.power)
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}"
@@ -120,7 +130,7 @@ class SoftmaxCrossEntropy(ClassScoresLoss):
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
 
     def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(outputs, target, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(full_precision(outputs), target, label_smoothing=self.label_smoothing)
 
     def predict_proba(self, outputs: Tensor) -> Tensor:
         """softmax(f), shape (N, C)."""

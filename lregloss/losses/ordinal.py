@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lregloss.losses.base import Loss
+from lregloss.losses.base import Loss, full_precision
 from lregloss.tasks import Task, TaskKind
 
 
@@ -39,7 +39,7 @@ class OrdinalLogistic(Loss):
         return task.size - 1
 
     def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
-        logits = cumulative_logits(outputs)
+        logits = cumulative_logits(full_precision(outputs))
         levels = torch.arange(1, logits.shape[1] + 1, device=target.device)
         passed = (target.unsqueeze(1) >= levels).to(logits.dtype)
         per_threshold = F.binary_cross_entropy_with_logits(logits, passed, reduction="none")

@@ -7,6 +7,7 @@ from lregloss.regularizers.l2 import L2
 from lregloss.regularizers.max_norm import MaxNormPenalty
 from lregloss.regularizers.none import NoRegularizer
 from lregloss.regularizers.selection import select_parameters
+from lregloss.regularizers.step_sizes import UnsupportedOptimizerError, check_proximal_support
 
 __all__ = [
     "L1",
@@ -15,5 +16,7 @@ __all__ = [
     "MaxNormPenalty",
     "NoRegularizer",
     "Regularizer",
+    "UnsupportedOptimizerError",
+    "check_proximal_support",
     "select_parameters",
 ]

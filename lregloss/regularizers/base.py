@@ -29,8 +29,10 @@ BLOCK_BYTES = 1 << 20
 
 
 @torch.no_grad()
-def add_l1_l2_gradient_(grads: Sequence[Tensor], params: Sequence[Tensor], l1: float, l2: float) -> None:
-    """``grad += l2 * x + l1 * sign(x)`` for each (grad, x) pair, in that order; sign(0) = 0.
+def add_l1_l2_gradient_(
+    grads: Sequence[Tensor], params: Sequence[Tensor], l1: float, l2: float, scale: Tensor | None = None
+) -> None:
+    """``grad += scale * (l2 * x + l1 * sign(x))`` for each (grad, x) pair, in that order; sign(0) = 0.
 
     On CPU each tensor is done block by block, the sign of a block going to a small reused
     buffer, so the weights and gradients are read once: over whole tensors, sign(x) would be
@@ -43,10 +45,18 @@ def add_l1_l2_gradient_(grads: Sequence[Tensor], params: Sequence[Tensor], l1: f
         params: the parameters x.
         l1: the strength of the sign term (0 skips it).
         l2: the strength of the linear term (0 skips it).
+        scale: a 0-dim tensor multiplying both terms (the AMP loss scale, for gradients that
+            are still scaled), or None for 1. It stays a tensor: no host sync.
     """
     if not params or (l1 == 0 and l2 == 0):
         return
     grads, params = list(grads), list(params)
+    if scale is not None:
+        if l2:
+            torch._foreach_add_(grads, torch._foreach_mul(params, scale * l2))
+        if l1:
+            torch._foreach_add_(grads, torch._foreach_mul(torch._foreach_sign(params), scale * l1))
+        return
     if params[0].device.type != "cpu":
         if l2:
             torch._foreach_add_(grads, params, alpha=l2)
@@ -81,7 +91,9 @@ class Regularizer:
     differentiable) and, for the training loop, adds the penalty's gradient straight into
     ``.grad`` with fused ``torch._foreach_*`` ops (``add_gradient_``), so the penalty needs no
     second autograd pass and its value is only computed for logging. Penalties applied as a
-    proximal step instead act in ``after_optimizer_step``.
+    proximal step instead act in ``after_optimizer_step`` (``acts_after_step`` is then True),
+    and refuse in ``check_optimizer`` an optimizer whose steps they cannot follow. The
+    ``lregloss.callbacks.Regularization`` callback drives all of this in any LightningModule.
 
     Args:
         include: glob patterns on full parameter names; when given, exactly the matching
@@ -92,21 +104,38 @@ class Regularizer:
         ValueError: ``include`` or ``exclude`` is not a list of strings.
     """
 
+    name = "reg"  # the default tag in train/reg_loss/<name>; each regularizer names itself after its config
+    # A sum of per-entry terms. One that is not (a maximum over all the selection) takes
+    # ``add_gradient_(params, scale, among=selection)`` where an optimizer steps part of it.
+    separable = True
+
     def __init__(self, include: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> None:
         self.include = check_patterns("include", include)
         self.exclude = check_patterns("exclude", exclude)
 
-    def select(self, module: nn.Module) -> list[nn.Parameter]:
+    def select(self, module: nn.Module, trainable_only: bool = True) -> list[nn.Parameter]:
         """The parameters of ``module`` this regularizer acts on (see ``select_parameters``)."""
-        return select_parameters(module, self.include, self.exclude)
+        return select_parameters(module, self.include, self.exclude, trainable_only)
 
     def penalty(self, params: Sequence[Tensor]) -> Tensor:
         """The penalty over ``params`` as a differentiable 0-dim tensor; 0 for no parameters."""
         raise NotImplementedError
 
-    def add_gradient_(self, params: Sequence[Tensor]) -> None:
-        """Add d penalty / d w to each parameter's ``.grad`` in place (a missing grad starts at 0)."""
+    def add_gradient_(self, params: Sequence[Tensor], scale: Tensor | None = None) -> None:
+        """Add ``scale * d penalty / d w`` to each parameter's ``.grad`` in place (a missing grad starts at 0).
+
+        ``scale``: a 0-dim tensor (the AMP loss scale, where the gradients still carry it), or
+        None for 1.
+        """
         raise NotImplementedError
+
+    @property
+    def acts_after_step(self) -> bool:
+        """True where ``after_optimizer_step`` changes the weights (proximal steps)."""
+        return False
+
+    def check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Raise a ValueError, naming the fix, if this regularizer cannot act with ``optimizer``."""
 
     def after_optimizer_step(self, optimizer: torch.optim.Optimizer, params: Sequence[Tensor]) -> None:
         """Act on ``params`` once the optimizer has stepped; nothing for gradient penalties."""

@@ -31,6 +31,8 @@ class ElasticNet(Regularizer):
         ValueError: a strength is negative, NaN or infinite, or ``mode`` is unknown.
     """
 
+    name = "elastic"
+
     def __init__(
         self,
         l1_strength: float,
@@ -49,10 +51,19 @@ class ElasticNet(Regularizer):
         return self.l1.penalty(params) + self.l2.penalty(params)
 
     @torch.no_grad()
-    def add_gradient_(self, params: Sequence[Tensor]) -> None:
-        """``grad += l2 * x``, plus ``l1 * sign(x)`` in gradient mode (one pass over the weights)."""
+    def add_gradient_(self, params: Sequence[Tensor], scale: Tensor | None = None) -> None:
+        """``grad += scale * l2 * x``, plus ``scale * l1 * sign(x)`` in gradient mode (one pass over the weights)."""
         l1 = self.l1.strength if self.l1.mode == "gradient" else 0.0
-        add_l1_l2_gradient_(grads_of(params), params, l1, self.l2.strength)
+        add_l1_l2_gradient_(grads_of(params), params, l1, self.l2.strength, scale)
+
+    @property
+    def acts_after_step(self) -> bool:
+        """True where the L1 part is proximal."""
+        return self.l1.acts_after_step
+
+    def check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """The L1 part's check (see `L1.check_optimizer`)."""
+        self.l1.check_optimizer(optimizer)
 
     def after_optimizer_step(self, optimizer: torch.optim.Optimizer, params: Sequence[Tensor]) -> None:
         """The L1 part's proximal step, in proximal mode."""

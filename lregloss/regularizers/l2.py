@@ -26,6 +26,8 @@ class L2(Regularizer):
         ValueError: ``strength`` is negative, NaN or infinite.
     """
 
+    name = "l2"
+
     def __init__(
         self, strength: float, include: Sequence[str] | None = None, exclude: Sequence[str] = ()
     ) -> None:
@@ -40,7 +42,11 @@ class L2(Regularizer):
         return self.strength / 2 * torch.stack(norms).square().sum()
 
     @torch.no_grad()
-    def add_gradient_(self, params: Sequence[Tensor]) -> None:
-        """``grad += strength * x``."""
-        if params:
+    def add_gradient_(self, params: Sequence[Tensor], scale: Tensor | None = None) -> None:
+        """``grad += scale * strength * x``."""
+        if not params:
+            return
+        if scale is None:
             torch._foreach_add_(grads_of(params), list(params), alpha=self.strength)
+        else:
+            torch._foreach_add_(grads_of(params), torch._foreach_mul(list(params), scale * self.strength))

@@ -36,6 +36,9 @@ class MaxNormPenalty(Regularizer):
         ValueError: ``strength`` is negative, NaN or infinite.
     """
 
+    name = "maxnorm"
+    separable = False
+
     def __init__(
         self, strength: float, include: Sequence[str] | None = None, exclude: Sequence[str] = ()
     ) -> None:
@@ -53,17 +56,28 @@ class MaxNormPenalty(Regularizer):
         return self.strength * largest_magnitude(params)  # the logged value: no copy of the weights
 
     @torch.no_grad()
-    def add_gradient_(self, params: Sequence[Tensor]) -> None:
-        """``grad += strength * sign(x) / k`` where ``abs(x)`` is the maximum, reached ``k`` times."""
+    def add_gradient_(
+        self, params: Sequence[Tensor], scale: Tensor | None = None, among: Sequence[Tensor] | None = None
+    ) -> None:
+        """``grad += scale * strength * sign(x) / k`` where ``abs(x)`` is the maximum, reached ``k`` times.
+
+        ``among``: the parameters the maximum is taken over, ``params`` among them (by default
+        ``params`` alone): an optimizer stepping part of the selection gets its part of the
+        gradient of the penalty over the whole selection.
+        """
         if not params:
             return
         params = list(params)
-        grads = grads_of(params)
-        largest = largest_magnitude(params)
-        at_max = torch._foreach_abs(params)
+        span = params if among is None else list(among)
+        largest = largest_magnitude(span)
+        at_max = torch._foreach_abs(span)
         for mask in at_max:  # float masks, 1 where abs(x) is the maximum: bool ones are slow on CPU
             mask.eq_(largest)
         ties = torch.stack([mask.sum() for mask in at_max]).sum()
+        if among is not None:
+            position = {id(param): index for index, param in enumerate(span)}
+            at_max = [at_max[position[id(param)]] for param in params]
         torch._foreach_mul_(at_max, torch._foreach_sign(params))
-        torch._foreach_mul_(at_max, self.strength / ties)  # a tensor scale: no host sync
-        torch._foreach_add_(grads, at_max)
+        factor = self.strength / ties if scale is None else scale * self.strength / ties
+        torch._foreach_mul_(at_max, factor)  # a tensor factor: no host sync
+        torch._foreach_add_(grads_of(params), at_max)

@@ -12,10 +12,12 @@ from lregloss.regularizers.base import Regularizer, zero_penalty
 class NoRegularizer(Regularizer):
     """No penalty: ``loss = 0``. Selects nothing, so the training loop does no extra work."""
 
+    name = "none"
+
     def __init__(self) -> None:
         super().__init__()
 
-    def select(self, module: nn.Module) -> list[nn.Parameter]:
+    def select(self, module: nn.Module, trainable_only: bool = True) -> list[nn.Parameter]:
         """No parameters."""
         return []
 
@@ -23,5 +25,5 @@ class NoRegularizer(Regularizer):
         """Always 0."""
         return zero_penalty()
 
-    def add_gradient_(self, params: Sequence[Tensor]) -> None:
+    def add_gradient_(self, params: Sequence[Tensor], scale: Tensor | None = None) -> None:
         """Adds nothing."""

@@ -28,6 +28,7 @@ def select_parameters(
     module: nn.Module,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
+    trainable_only: bool = True,
 ) -> list[nn.Parameter]:
     """The trainable parameters of ``module`` that a penalty or constraint should act on.
 
@@ -36,13 +37,16 @@ def select_parameters(
     normalisation scales and shifts (1-dim) are left out. ``include`` replaces that rule: exactly
     the parameters whose full name (as in ``named_parameters``) matches one of its glob
     patterns. ``exclude`` patterns then remove parameters. Frozen parameters
-    (``requires_grad=False``) are never selected; shared parameters appear once.
+    (``requires_grad=False``) are left out unless ``trainable_only`` is False (the callbacks
+    select them too and skip them while they are frozen, so a layer unfrozen later is
+    included); shared parameters appear once.
 
     Args:
         module: the model whose parameters to select.
         include: glob patterns (``fnmatch``, case-sensitive) on full parameter names, or None
             for the default rule.
         exclude: glob patterns of parameters to leave out.
+        trainable_only: leave out parameters with ``requires_grad=False``.
 
     Returns:
         The selected parameters, in ``named_parameters`` order.
@@ -70,4 +74,4 @@ def select_parameters(
             chosen = any(fnmatchcase(name, pattern) for pattern in include)
         return chosen and not any(fnmatchcase(name, pattern) for pattern in exclude)
 
-    return [param for name, param in named if param.requires_grad and wanted(name, param)]
+    return [param for name, param in named if (param.requires_grad or not trainable_only) and wanted(name, param)]
