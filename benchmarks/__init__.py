@@ -2,5 +2,5 @@
 
 One module per benchmark, each with ``run(tiny=False) -> list[Table]`` and a command line
 (``python -m benchmarks.hinge [--tiny]``); ``python -m benchmarks`` runs them all and writes
-``benchmarks/RESULTS.md``. The shared timer and table are in ``benchmarks.timing``.
+``benchmarks/RESULTS.md``. The shared timer and table are in ``lregloss.benchmarking.timing``.
 """

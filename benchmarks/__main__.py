@@ -19,7 +19,7 @@ import torch
 
 from benchmarks import cifar_epoch, hinge, hsoftmax, module_epoch, regularizers
 from benchmarks.report import BenchmarkResult, results_markdown
-from benchmarks.timing import Table
+from lregloss.benchmarking.timing import Table
 
 BENCHMARKS: dict[str, Callable[[bool, torch.device], list[Table]]] = {
     "hinge": hinge.run,

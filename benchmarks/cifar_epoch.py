@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import LearningRateMonitor, RichProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from benchmarks.device import synchronizer
+from lregloss.benchmarking.device import synchronizer
 from benchmarks.module_epoch import EpochTimer, after_first, quiet_lightning
 from benchmarks.report import run_standalone
-from benchmarks.timing import Measured, Table, time_variants
+from lregloss.benchmarking.timing import Measured, Table, time_variants
 from lregloss.callbacks import LastCheckpoint, RegularizationMonitor
 from lregloss.data.cifar10 import CIFAR10DataModule
 from lregloss.data.cifar10_files import FOLDER_NAME, CIFAR10Arrays, default_root, missing_files, write_cifar10

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.device import synchronizer
+from lregloss.benchmarking.device import synchronizer
 from benchmarks.report import run_standalone
-from benchmarks.timing import Table, time_variants
+from lregloss.benchmarking.timing import Table, time_variants
 from lregloss.losses import MulticlassHinge, MulticlassSquaredHinge
 
 SHAPES = ((512, 10), (4096, 1000))

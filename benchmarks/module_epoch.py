@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.device import synchronizer
+from lregloss.benchmarking.device import synchronizer
 from benchmarks.report import run_standalone
-from benchmarks.timing import Measured, Table, no_synchronize, time_variants
+from lregloss.benchmarking.timing import Measured, Table, no_synchronize, time_variants
 from lregloss.callbacks import Regularization
 from lregloss.losses import SoftmaxCrossEntropy
 from lregloss.models import MLP

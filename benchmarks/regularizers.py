@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.device import synchronizer
+from lregloss.benchmarking.device import synchronizer
 from benchmarks.report import run_standalone
-from benchmarks.timing import Table, Timing, time_variants
+from lregloss.benchmarking.timing import Table, Timing, time_variants
 from lregloss.callbacks import project_max_norm_
 from lregloss.regularizers import L1, L2, ElasticNet, Regularizer, select_parameters
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 
-from benchmarks.timing import Table
+from lregloss.benchmarking.machine import cpu_model
+from lregloss.benchmarking.timing import Table
 
 
 @dataclass
@@ -24,17 +25,6 @@ class BenchmarkResult:
     seconds: float
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def memory_gib() -> str:

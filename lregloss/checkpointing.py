@@ -22,12 +22,12 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import Container, OmegaConf
 from torch import Tensor
 
+from lregloss.callbacks.last_checkpoint import LAST
 from lregloss.errors import ConfigError, DivergenceError, one_line
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
-LAST = "last.ckpt"
 
 
 def last_checkpoint(run_dir: str | Path) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 
-import matplotlib.pyplot as plt
 import torch
 from pytorch_lightning import LightningModule
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -189,6 +188,8 @@ class RegularizedLossModule(LightningModule):
         loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
         if not loggers or self.trainer.sanity_checking:
             return
+        import matplotlib.pyplot as plt  # here, not at import: only the test stage's figure needs it
+
         figure, _ = confusion.plot(labels=list(self.task.names) if self.task.names else None)
         for logger in loggers:
             logger.experiment.add_figure(f"{stage}/confusion_matrix", figure, self.global_step)

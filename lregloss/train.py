@@ -1,4 +1,9 @@
-"""Build a run from a composed Hydra config, fit it, test it, and record what it reached."""
+"""Build a run from a composed Hydra config, fit it, test it, and record what it reached; ``lregloss-train``.
+
+``main`` is the command line, installed as ``lregloss-train`` (and ``python -m lregloss``,
+``scripts/train.py``): it composes ``train.yaml`` from the configs the package carries
+(``pkg://lregloss.conf``) and writes runs below ``./logs`` of the current directory.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.global_hydra import GlobalHydra
@@ -26,7 +32,8 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from lregloss.checkpointing import checkpoint_step, last_checkpoint
 from lregloss.data.checks import check_first_batches
 from lregloss.distributed import distributed_job, is_global_zero
-from lregloss.errors import USER_ERRORS, ConfigError, DivergenceError, config_key, innermost, one_line
+from lregloss.error_reporting import USER_ERRORS, config_key, innermost
+from lregloss.errors import ConfigError, DivergenceError, one_line
 from lregloss.hydra_callbacks import ERROR_FILE
 from lregloss.losses import Loss
 from lregloss.module import RegularizedLossModule
@@ -328,3 +335,34 @@ def run(cfg: DictConfig) -> float:
         log.error("job failed: %s (traceback in %s)", message, Path(cfg.paths.output_dir, ERROR_FILE))
         return math.nan
     return monitored_value(cfg, metrics)
+
+
+CONFIG_PACKAGE = "pkg://lregloss.conf"
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PACKAGE, config_name="train")
+def _hydra_main(cfg: DictConfig) -> float:
+    return run(cfg)
+
+
+def main() -> None:
+    """Train one configuration, or sweep many with -m: ``lregloss-train loss=hinge reg=l1``.
+
+    Continue a killed run from its checkpoints/last.ckpt, with its own config (overrides given
+    with it apply on top, e.g. trainer.max_epochs=20 where the LR schedule allows):
+    ``lregloss-train resume=logs/runs/<date_time>``. ``--help`` lists the config groups.
+
+    Exit status: 0 done; 1 a sweep in which some jobs failed (the others' results are kept);
+    2 bad input (config value, data, output folder), named in one line; 3 training diverged.
+    debug=true (or HYDRA_FULL_ERROR=1) shows the full traceback instead of the one line.
+    """
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    print(
+        "lregloss.train is the library behind the command line, not the command itself: run "
+        "lregloss-train [group=choice ...] (or python -m lregloss ...); lregloss-train --help lists the groups",
+        file=sys.stderr,
+    )
+    sys.exit(EXIT_USER_ERROR)

@@ -5,9 +5,8 @@ wrote, and writes results/<study>.md with its tables and PNG plots. --tiny: a sm
 """
 
 import sys
-from pathlib import Path
 
 from lregloss.study.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(conf_dir=Path(__file__).resolve().parent.parent / "conf"))
+    sys.exit(main())

@@ -1,24 +1,10 @@
-"""Train one configuration, or sweep many with -m: python scripts/train.py loss=hinge reg=l1
+"""Train from a source checkout: python scripts/train.py loss=hinge reg=l1, the same as lregloss-train.
 
-Continue a killed run from its checkpoints/last.ckpt, with its own config (overrides given
-with it apply on top, e.g. trainer.max_epochs=20 where the LR schedule allows):
-python scripts/train.py resume=logs/runs/<date_time>
-
-Exit status: 0 done; 1 a sweep in which some jobs failed (the others' results are kept);
-2 bad input (config value, data, output folder), named in one line; 3 training diverged.
-debug=true (or HYDRA_FULL_ERROR=1) shows the full traceback instead of the one line.
+See ``lregloss.train.main`` (``lregloss-train --help``): sweeps with -m, resume=<run dir>,
+exit status 0 done, 1 a sweep with failed jobs, 2 bad input, 3 diverged.
 """
 
-import hydra
-from omegaconf import DictConfig
-
-from lregloss.train import run
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    return run(cfg)
-
+from lregloss.train import main
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import BENCHMARKS, main
-from benchmarks.timing import Measured, Table, Timing, time_variants
+from lregloss.benchmarking.timing import Measured, Table, Timing, time_variants
 
 
 def test_variants_run_interleaved_in_rotated_order_after_warmup():

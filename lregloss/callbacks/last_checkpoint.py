@@ -7,7 +7,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
 
-from lregloss.checkpointing import LAST
+LAST = "last.ckpt"
 
 
 def flush_loggers(trainer: pl.Trainer) -> None:

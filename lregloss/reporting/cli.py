@@ -1,4 +1,4 @@
-"""The command line of scripts/report.py: parse it, make the report, print the table."""
+"""The command line of lregloss-report (and scripts/report.py): parse it, make the report, print the table."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from lregloss.errors import ReportError
 from lregloss.reporting.render import console_table, unfinished_lines
 from lregloss.reporting.report import REPORT_FILE, make_report
 
-EXIT_BAD_INPUT = 2  # as scripts/train.py: a folder, metric or column that does not exist
+EXIT_BAD_INPUT = 2  # as lregloss-train: a folder, metric or column that does not exist
 LOG_WIDTH = 1000  # characters per line where the output is not a terminal
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     """The command's arguments; ``argv`` None reads ``sys.argv``."""
     parser = argparse.ArgumentParser(
-        prog="scripts/report.py",
+        prog="lregloss-report",
         description="Tabulate and plot the jobs of a sweep, or single runs, from what they wrote; nothing is re-run.",
     )
     parser.add_argument(

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from benchmarks.report import cpu_model
+from lregloss.benchmarking.machine import cpu_model
+from lregloss.conf import CONFIG_DIR
 from lregloss.study import attributes, hsoftmax, ratings, sparsity
 from lregloss.study.settings import StudyOutcome, StudySettings
 
@@ -81,8 +82,8 @@ def run_studies(names: list[str], settings: StudySettings, console: Console, com
     return durations
 
 
-def main(argv: list[str] | None = None, conf_dir: Path = Path("conf")) -> int:
-    """Run the command; ``conf_dir`` is the folder the training runs are composed from."""
+def main(argv: list[str] | None = None, conf_dir: Path = CONFIG_DIR) -> int:
+    """Run the command; ``conf_dir`` is the folder the training runs are composed from (the package's configs)."""
     arguments = parse_arguments(argv)
     names = arguments.studies or list(STUDIES)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")

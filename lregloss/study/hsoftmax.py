@@ -2,7 +2,7 @@
 
 One training step (forward + backward from features h, parameter gradients set to None
 first) of each output layer at several class counts C, timed with the benchmarks' own
-layers and timer (`benchmarks.hsoftmax`, `benchmarks.timing`): interleaved rounds, medians,
+layers and timer (`lregloss.benchmarking.output_layers`, `lregloss.benchmarking.timing`): interleaved rounds, medians,
 ratios of times taken in the same round. Uniform labels; hsoftmax on a balanced tree. A third
 variant, hsoftmax with its node vectors frozen, times the O(N log2 C D) work alone: the step
 with them trainable also allocates and fills their dense (C-1, D) gradient.
@@ -16,8 +16,16 @@ import warnings
 import torch
 from rich.console import Console
 
-from benchmarks.hsoftmax import BATCH, FEATURES, TINY_BATCH, TINY_FEATURES, OutputLayers, training_variants, zipf_labels
-from benchmarks.timing import Row, Timing, time_variants
+from lregloss.benchmarking.output_layers import (
+    BATCH,
+    FEATURES,
+    TINY_BATCH,
+    TINY_FEATURES,
+    OutputLayers,
+    training_variants,
+    zipf_labels,
+)
+from lregloss.benchmarking.timing import Row, Timing, time_variants
 from lregloss.losses import HierarchicalSoftmax
 from lregloss.study.plots import plot_step_times
 from lregloss.study.settings import StudyOutcome, StudySettings
@@ -25,7 +33,7 @@ from lregloss.study.summary import markdown_table
 
 CLASS_COUNTS = (100, 300, 1_000, 3_000, 10_000, 30_000, 100_000)
 TINY_CLASS_COUNTS = (10, 40)
-SOFTMAX, HSOFTMAX = "full softmax, uniform", "hsoftmax, uniform"  # benchmarks.hsoftmax's variant names
+SOFTMAX, HSOFTMAX = "full softmax, uniform", "hsoftmax, uniform"  # lregloss.benchmarking.output_layers's variant names
 FROZEN = "hsoftmax, node vectors frozen"
 ROUNDS, BIG_ROUNDS, BIG = 7, 5, 30_000  # timed rounds; fewer from C = BIG on, where a softmax step takes seconds
 PLOT = "hsoftmax_scaling.png"

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from benchmarks.timing import Timing
+from lregloss.benchmarking.timing import Timing
 from lregloss.study.calibration import Reliability
 
 DPI = 100  # a 3-panel figure stays near 100 KB

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks.timing import no_synchronize
+from lregloss.benchmarking.timing import no_synchronize
 
 
 def synchronizer(device: torch.device) -> Callable[[], None]:

@@ -1,0 +1,6 @@
+"""``python -m lregloss [group=choice ...] [key=value ...]``: the same command as ``lregloss-train``."""
+
+from lregloss.train import main
+
+if __name__ == "__main__":
+    main()
