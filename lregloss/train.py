@@ -21,6 +21,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -51,15 +52,17 @@ EXIT_DIVERGED = 3
 
 
 def config_group_targets(group: str) -> dict[str, type]:
-    """Choice name -> ``_target_`` class of every option of a config group (empty outside Hydra)."""
-    hydra = GlobalHydra.instance()
-    if not hydra.is_initialized():
+    """Choice name -> ``_target_`` class of every option of a config group (empty outside Hydra).
+
+    The options include those of the search path the main config adds (``conf/pluggable``);
+    each is composed once, so this is for error messages, not for every run.
+    """
+    if not HydraConfig.initialized():
         return {}
-    loader = hydra.config_loader()
+    config_name = HydraConfig.get().job.config_name
     targets = {}
-    for option in loader.get_group_options(group):
-        result = loader.repository.load_config(f"{group}/{option}")
-        target = result.config.get("_target_") if result is not None else None
+    for option in GlobalHydra.instance().config_loader().get_group_options(group, config_name=config_name):
+        target = compose(config_name=config_name, overrides=[f"{group}={option}"])[group].get("_target_")
         if target:
             targets[option] = get_class(target)
     return targets
@@ -72,7 +75,8 @@ def check_loss_fits(loss_config: DictConfig, task: Task) -> None:
         LossTaskMismatchError: listing the ``loss=`` choices that fit.
     """
     loss_class: type[Loss] = get_class(loss_config._target_)
-    loss_class.check_task(task, config_group_targets("loss") or None)
+    if task.kind not in loss_class.tasks:
+        loss_class.check_task(task, config_group_targets("loss") or None)
 
 
 def instantiate_entries(config: DictConfig | None, group: str = "", **extra: Any) -> list[Any]:
@@ -119,22 +123,26 @@ def check_optimizer(config: DictConfig, parameters: list[torch.nn.Parameter]) ->
         instantiate(config)(parameters)
 
 
-def data_class_counts(loss_config: DictConfig, task: Task) -> dict[str, list[int]]:
-    """``class_counts: data`` in a loss config: the training split's label counts, as an argument.
+def task_sized_arguments(loss_config: DictConfig, task: Task) -> dict[str, Any]:
+    """The arguments a loss config leaves to the data: ``num_classes: null`` and ``class_counts: data``.
 
-    Hierarchical softmax then builds the Huffman tree of the data's own label frequencies.
+    ``num_classes`` becomes the task's number of classes; ``class_counts: data`` the training
+    split's label counts, from which hierarchical softmax builds its Huffman tree.
 
     Raises:
         ConfigError: the data module gives no class counts for its task.
     """
+    arguments: dict[str, Any] = {}
+    if "num_classes" in loss_config and loss_config.num_classes is None:
+        arguments["num_classes"] = task.size
     if loss_config.get("class_counts") != "data":
-        return {}
+        return arguments
     if task.class_counts is None:
         raise ConfigError(
             "loss.class_counts=data: this data module gives no training label counts; "
             "pass the counts as a list (loss.class_counts=[...]) or null for a balanced tree"
         )
-    return {"class_counts": list(task.class_counts)}
+    return {**arguments, "class_counts": list(task.class_counts)}
 
 
 def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLossModule:
@@ -146,7 +154,7 @@ def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLos
     """
     check_loss_fits(cfg.loss, task)
     with config_key("loss", cfg.loss):
-        loss = instantiate(cfg.loss, **data_class_counts(cfg.loss, task))
+        loss = instantiate(cfg.loss, **task_sized_arguments(cfg.loss, task))
     with config_key("model", cfg.model):
         model = instantiate(cfg.model)(input_size=input_size, num_outputs=loss.num_outputs(task))
     check_optimizer(cfg.optimizer, [*model.parameters(), *loss.parameters()])
@@ -293,9 +301,11 @@ def record_failure(cfg: DictConfig, message: str, details: str = "") -> None:
 
 
 def is_config_group(key: str) -> bool:
-    """True where ``key`` names a config group of the running Hydra app (``loss``, ``reg``, ...)."""
-    hydra = GlobalHydra.instance()
-    return hydra.is_initialized() and hydra.config_loader().repository.group_exists(key)
+    """True where ``key`` names a config group of the running Hydra app (``loss``, ``reg``, ...), search path included."""
+    if not HydraConfig.initialized():
+        return False
+    loader = GlobalHydra.instance().config_loader()
+    return bool(loader.get_group_options(key.replace(".", "/"), config_name=HydraConfig.get().job.config_name))
 
 
 def run(cfg: DictConfig) -> float:

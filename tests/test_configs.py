@@ -15,7 +15,8 @@ from conftest import CONF
 
 
 def options(group: str) -> list[str]:
-    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+    """The choices of a group in conf/ and in conf/pluggable/ (loss, reg, callbacks/max_norm)."""
+    return sorted(path.stem for root in (CONF, CONF / "pluggable") for path in (root / group).glob("*.yaml"))
 
 
 @pytest.mark.parametrize("choice", options("loss"))

@@ -349,8 +349,8 @@ def test_training_separates_a_tiny_problem(class_counts):
 
 @pytest.mark.parametrize("class_counts", [None, [5, 1, 2, 8, 3, 3, 0]])
 def test_config_instantiates(class_counts):
-    config = OmegaConf.load(CONF / "loss" / "hsoftmax.yaml")
-    config.num_classes = 7  # set by ${data.num_classes} when composed
+    config = OmegaConf.load(CONF / "pluggable" / "loss" / "hsoftmax.yaml")
+    config.num_classes = 7  # data.num_classes of the composing config, or the task's at run time
     config.class_counts = class_counts
     loss = hydra.utils.instantiate(config)
     assert isinstance(loss, HierarchicalSoftmax)

@@ -347,7 +347,7 @@ def test_invalid_arguments_name_themselves(make, argument):
         make()
 
 
-@pytest.mark.parametrize("path", sorted((CONF / "loss").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((CONF / "pluggable" / "loss").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_loss_config_instantiates(path):
     config = OmegaConf.merge({"data": {"num_classes": 5}}, {"loss": OmegaConf.load(path)})
     loss = hydra.utils.instantiate(config.loss)

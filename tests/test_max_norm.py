@@ -140,7 +140,7 @@ def test_callback_with_no_max_norm_is_off():
 @pytest.mark.parametrize(("override", "expected"), [([], None), (["max_norm.max_norm=3"], 3.0)])
 def test_callback_config_instantiates(override, expected):
     config = OmegaConf.merge(
-        OmegaConf.load(CONF / "callbacks" / "max_norm.yaml"), OmegaConf.from_dotlist(override)
+        OmegaConf.load(CONF / "pluggable" / "callbacks" / "max_norm.yaml"), OmegaConf.from_dotlist(override)
     )
     callback = hydra.utils.instantiate(config.max_norm)
     assert isinstance(callback, MaxNormConstraint) and callback.max_norm == expected

@@ -496,7 +496,7 @@ def test_zero_strength_is_allowed():
 
 
 def test_every_reg_config_instantiates_and_gives_a_finite_penalty():
-    paths = sorted((CONF / "reg").glob("*.yaml"))
+    paths = sorted((CONF / "pluggable" / "reg").glob("*.yaml"))
     assert {p.stem for p in paths} >= {"none", "l1", "l2", "elastic", "maxnorm"}
     module = build("conv")
     for path in paths:

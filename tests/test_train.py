@@ -126,3 +126,11 @@ def test_hsoftmax_class_counts_from_data_that_has_none_names_the_fix(compose_con
     cfg = compose_config("loss=hsoftmax", "loss.class_counts=data")
     with pytest.raises(ConfigError, match=r"loss.class_counts=data: .* pass the counts as a list"):
         build_module(cfg, Task("multiclass", 5), input_size=50)
+
+
+def test_resuming_with_another_loss_or_regularizer_is_refused(sweep, tmp_path):
+    # loss and reg are groups of the search path (conf/pluggable), not of conf/ itself.
+    for override, group in (("loss=softmax", "loss"), ("reg=l2", "reg")):
+        result = run_entry_point(tmp_path, f"resume={sweep[0]}", override)
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert f"{override} picks another {group} option" in result.stdout + result.stderr

@@ -98,3 +98,18 @@ def test_the_commands_work_from_another_directory(installed):
     imported = run([bin_dir / "python", "-m", "lregloss.train"], work)
     assert imported.returncode == 2
     assert "run lregloss-train" in imported.stderr
+
+
+def test_an_app_of_ones_own_composes_loss_and_reg_from_the_installed_package(installed):
+    _, bin_dir, work = installed
+    app = work / "own_app"
+    shutil.copytree(ROOT / "examples" / "own_app", app, ignore=shutil.ignore_patterns("__pycache__"))
+    trained = run([bin_dir / "python", app / "train.py", "loss=hinge", "reg=l1", "reg.mode=proximal",
+                   "callbacks.max_norm.max_norm=3", "trainer.max_epochs=2"], work)  # fmt: skip
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    assert float(trained.stdout.rsplit("val/acc=", 1)[1]) > 0.5
+
+    composed = run([bin_dir / "python", app / "train.py", "--cfg", "job", "loss=hsoftmax", "+model=mlp"], work)
+    assert composed.returncode == 0, composed.stderr[-3000:]
+    assert "_target_: lregloss.losses.hierarchical.HierarchicalSoftmax" in composed.stdout
+    assert "model: mlp" in composed.stdout  # a plain value: lregloss's model group is not on the app's path
