@@ -2,7 +2,7 @@
 
 Plain exception types, importing nothing: the command line's rendering of them (which
 errors count as bad input, how a message comes to name its config key) is in
-`lregloss.error_reporting`.
+`lregloss.app.error_reporting`.
 """
 
 from __future__ import annotations

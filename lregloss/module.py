@@ -6,13 +6,12 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
-from pytorch_lightning import LightningModule
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lregloss.callbacks.regularization import Regularization
 from lregloss.errors import DivergenceError
+from lregloss.lightning import pl
 from lregloss.losses import Loss
 from lregloss.metrics import task_metrics
 from lregloss.private_names import is_logging_step, load_pending_loader_states
@@ -22,7 +21,7 @@ from lregloss.tasks import Task
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 
 
-class RegularizedLossModule(LightningModule):
+class RegularizedLossModule(pl.LightningModule):
     """Trains ``model`` on ``loss`` plus the penalties of ``regularizers``.
 
     training loss = data loss + sum_r penalty_r(selected weights of r)
@@ -185,7 +184,7 @@ class RegularizedLossModule(LightningModule):
         metrics.reset()
 
     def _log_confusion_matrix(self, stage: str, confusion) -> None:
-        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
+        loggers = [logger for logger in self.loggers if isinstance(logger, pl.loggers.TensorBoardLogger)]
         if not loggers or self.trainer.sanity_checking:
             return
         import matplotlib.pyplot as plt  # here, not at import: only the test stage's figure needs it

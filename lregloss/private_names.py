@@ -3,7 +3,7 @@
 Where no public API does the job, lregloss reaches the private name through this module:
 each accessor here, and each check of a private method that lregloss overrides, raises a
 `PrivateNameError` naming the name, the installed version and the tested ones when a release
-removes or renames it, instead of silently doing nothing (``lregloss.distributed`` and
+removes or renames it, instead of silently doing nothing (``lregloss.app.distributed`` and
 ``lregloss.data.resumable`` check the methods they override where they override them; this
 module imports neither Hydra nor Lightning, as the regularizers need torch alone).
 ``pyproject.toml`` bounds pytorch-lightning and hydra-core to the tested releases.
@@ -16,8 +16,8 @@ module imports neither Hydra nor Lightning, as the regularizers need torch alone
 | ``GradScaler._get_scale_async`` | torch | `loss_scale`: the loss scale as a tensor, without a host sync | ``get_scale()`` reads it on the host |
 | ``optimizer.found_inf`` (set by ``GradScaler.step``) | torch | `skipped_step_flag`: a fused optimizer's step that GradScaler turned into a no-op | the protocol between GradScaler and ``_step_supports_amp_scaling`` optimizers |
 | ``DataLoader._index_sampler`` | torch | ``lregloss.data.resumable``: a resumed epoch skips the batches already trained on | samplers see no per-iterator state |
-| ``DDPStrategy._configure_launcher``, ``_SubprocessScriptLauncher`` (``_call_children_scripts``, ``_check_can_spawn_children``), ``_ChildProcessObserver._run``, ``_set_num_threads_if_needed`` | Lightning | ``lregloss.distributed``: DDP ranks that run one Hydra job, not a whole sweep | Lightning's launcher re-runs ``sys.argv`` |
-| ``hydra._internal.utils.get_args_parser`` | Hydra | ``lregloss.distributed``: parse the flags a rank keeps | Hydra exposes no parser |
+| ``DDPStrategy._configure_launcher``, ``_SubprocessScriptLauncher`` (``_call_children_scripts``, ``_check_can_spawn_children``), ``_ChildProcessObserver._run``, ``_set_num_threads_if_needed`` | Lightning | ``lregloss.app.distributed``: DDP ranks that run one Hydra job, not a whole sweep | Lightning's launcher re-runs ``sys.argv`` |
+| ``hydra._internal.utils.get_args_parser`` | Hydra | ``lregloss.app.distributed``: parse the flags a rank keeps | Hydra exposes no parser |
 | ``torch._foreach_*`` | torch | regularizers: one kernel per term over all tensors | the ops torch.optim itself uses; no public multi-tensor API |
 """
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from lregloss.losses import Loss
 from lregloss.regularizers import Regularizer
-from lregloss.train import instantiate_entries
+from lregloss.app.train import instantiate_entries
 
 from conftest import CONF
 

@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from lregloss.data.resumable import EpochShuffle
-from lregloss.distributed import rank_arguments
-from lregloss.train import build_module
+from lregloss.app.distributed import rank_arguments
+from lregloss.app.train import build_module
 
 from conftest import ROOT
 from test_train import TINY, run_entry_point, scalars, sweep_jobs

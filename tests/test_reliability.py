@@ -23,7 +23,7 @@ from omegaconf import OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback
 
 from lregloss.callbacks import LastCheckpoint
-from lregloss.checkpointing import SafeCheckpointIO, atomic_save, load_checkpoint, plain
+from lregloss.app.checkpointing import SafeCheckpointIO, atomic_save, load_checkpoint, plain
 from lregloss.data import reviews
 from lregloss.data.checks import BatchError, check_batch, check_first_batches
 from lregloss.errors import ConfigError, DivergenceError
@@ -32,8 +32,8 @@ from lregloss.models import MLP
 from lregloss.module import RegularizedLossModule
 from lregloss.regularizers import L2
 from lregloss.tasks import Task
-from lregloss import train as train_module
-from lregloss.train import run
+from lregloss.app import train as train_module
+from lregloss.app.train import run
 
 from conftest import ROOT, TensorDataModule, write_reviews_csv
 
@@ -61,7 +61,7 @@ def failing_run(compose_config, tiny_reviews_csv, tmp_path, caplog, capfd, monke
             with open_dict(cfg):
                 cfg.data = OmegaConf.create(data)
         caplog.clear()
-        with caplog.at_level(logging.ERROR, logger="lregloss.train"), pytest.raises(SystemExit) as exit:
+        with caplog.at_level(logging.ERROR, logger="lregloss.app.train"), pytest.raises(SystemExit) as exit:
             run(cfg)
         errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
         assert len(errors) == 1, errors

@@ -27,7 +27,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def write_job(folder, overrides, results=None, error=None, choices=None, config=None, val_curve=None, zeros=None):
-    """A job folder as lregloss.train writes it; ``val_curve`` is one val/acc per epoch, then a final evaluation."""
+    """A job folder as lregloss.app.train writes it; ``val_curve`` is one val/acc per epoch, then a final evaluation."""
     (folder / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(list(overrides)), folder / ".hydra" / "overrides.yaml")
     hydra_config = OmegaConf.create({"hydra": {"runtime": {"choices": choices or {}}}})
@@ -46,7 +46,7 @@ def write_job(folder, overrides, results=None, error=None, choices=None, config=
             step = 10 * (epoch + 1)  # Lightning logs the epoch at every step it logs a metric
             writer.add_scalar("epoch", epoch, step)
             writer.add_scalar("val/acc", value, step)
-        if val_curve:  # lregloss.train validates the best checkpoint once more after fitting
+        if val_curve:  # lregloss.app.train validates the best checkpoint once more after fitting
             writer.add_scalar("epoch", len(val_curve), 10 * len(val_curve) + 1)
             writer.add_scalar("val/acc", max(val_curve), 10 * len(val_curve) + 1)
         writer.close()

@@ -1,4 +1,4 @@
-"""The lecture study at smoke size: each study trains through lregloss.train, reads its runs back, and writes
+"""The lecture study at smoke size: each study trains through lregloss.app.train, reads its runs back, and writes
 its tables and plots with sane values; the command writes the pages."""
 
 import io

@@ -11,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from lregloss.hydra_callbacks import ERROR_FILE, FailedTrialError, NanReturnAsFailure
+from lregloss.app.hydra_callbacks import ERROR_FILE, FailedTrialError, NanReturnAsFailure
 
 from conftest import CONF
 from test_train import run_entry_point, sweep_jobs
@@ -60,7 +60,7 @@ def test_search_config_maximizes_the_monitored_metric_over_lr_strength_and_dropo
     assert sweeper.study_name == STUDY
     # added to the project's own callbacks (FailedJobsReport still ends a search with failed trials in exit 1)
     assert set(cfg.hydra.callbacks) == {"output_folder_check", "failed_jobs_report", "nan_return_as_failure"}
-    assert cfg.hydra.callbacks.nan_return_as_failure._target_ == "lregloss.hydra_callbacks.NanReturnAsFailure"
+    assert cfg.hydra.callbacks.nan_return_as_failure._target_ == "lregloss.app.hydra_callbacks.NanReturnAsFailure"
 
 
 @pytest.fixture(scope="module")

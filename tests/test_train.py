@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lregloss.errors import ConfigError
 from lregloss.losses.hierarchical import huffman_tree
 from lregloss.tasks import Task
-from lregloss.train import build_module, train
+from lregloss.app.train import build_module, train
 
 from conftest import ROOT
 

@@ -73,7 +73,7 @@ def test_the_wheel_holds_lregloss_alone_with_every_module_and_config(installed):
     assert "lregloss/conf/__init__.py" in names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "lregloss-train = lregloss.train:main" in text and "lregloss-report = lregloss.reporting.cli:main" in text
+    assert "lregloss-train = lregloss.app.train:main" in text and "lregloss-report = lregloss.reporting.cli:main" in text
 
 
 def test_the_commands_work_from_another_directory(installed):
@@ -95,7 +95,7 @@ def test_the_commands_work_from_another_directory(installed):
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     assert (work / "logs" / "runs" / "report" / "report.md").exists()
 
-    imported = run([bin_dir / "python", "-m", "lregloss.train"], work)
+    imported = run([bin_dir / "python", "-m", "lregloss.app.train"], work)
     assert imported.returncode == 2
     assert "run lregloss-train" in imported.stderr
 

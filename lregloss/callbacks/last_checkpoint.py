@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Checkpoint
+from lregloss.lightning import pl
 
 LAST = "last.ckpt"
 
@@ -18,12 +17,12 @@ def flush_loggers(trainer: pl.Trainer) -> None:
             flush()
 
 
-class LastCheckpoint(Checkpoint):
+class LastCheckpoint(pl.callbacks.Checkpoint):
     """Write ``<dirpath>/last.ckpt`` every ``every_n_train_steps`` optimizer steps, after each validation, and at the end.
 
     One file, overwritten in place, through Lightning's public ``trainer.save_checkpoint`` (so
     the Trainer's checkpoint plugin writes it: atomically and never with non-finite weights,
-    see `lregloss.checkpointing`). Saving in mid-epoch is what lets a killed run lose at most
+    see `lregloss.app.checkpointing`). Saving in mid-epoch is what lets a killed run lose at most
     ``every_n_train_steps`` steps; saving again after validation records early stopping's and
     the best checkpoint's state for that epoch (Lightning runs `Checkpoint` callbacks after
     the others). Nothing is saved when training fails, so a diverged run keeps its last good

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 from torch.optim import Optimizer
 
+from lregloss.lightning import pl
 from lregloss.callbacks.optimizer_steps import AfterOptimizerSteps, SteppedParameters, check_unsharded
 from lregloss.private_names import skipped_step_flag
 from lregloss.regularizers.selection import check_patterns, select_parameters
@@ -58,7 +57,7 @@ def project_max_norm_(params: Sequence[Tensor], max_norm: float, skipped: Tensor
             units[capped] *= scale.view(-1, *[1] * (units.ndim - 1))
 
 
-class MaxNormConstraint(Callback):
+class MaxNormConstraint(pl.Callback):
     """Keep each unit's incoming weight vector inside an L2 ball: ``norm(w_unit) <= max_norm``.
 
     After every optimizer step that really happened (a torch step post-hook: not after a step

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-import pytorch_lightning as pl
-from pytorch_lightning.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from torch import Tensor
 from torch.optim import Optimizer
 
-SHARDED_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
+from lregloss.lightning import pl
+
+SHARDED_STRATEGIES = (
+    pl.strategies.FSDPStrategy,
+    pl.strategies.DeepSpeedStrategy,
+    pl.strategies.ModelParallelStrategy,
+)
 
 
 class SteppedParameters:

@@ -6,9 +6,9 @@ import random
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
+
+from lregloss.lightning import pl
 
 
 def capture_random_state() -> dict[str, Any]:
@@ -38,7 +38,7 @@ def restore_random_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-class RandomStateCheckpoint(Callback):
+class RandomStateCheckpoint(pl.Callback):
     """Make a resumed run draw the same random numbers (dropout masks, augmentations) as an unbroken one.
 
     The state is taken when a checkpoint is written and set back at ``on_train_start`` of the

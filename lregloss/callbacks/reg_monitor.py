@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from pytorch_lightning import Callback, LightningModule, Trainer
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
+from lregloss.lightning import pl
 from lregloss.regularizers.selection import select_parameters
 
 
@@ -39,7 +38,7 @@ def weight_statistics(named_weights: Sequence[tuple[str, Tensor]]) -> dict[str, 
     return stats
 
 
-class RegularizationMonitor(Callback):
+class RegularizationMonitor(pl.Callback):
     """Log weight statistics (see `weight_statistics`) and histograms every N optimizer steps.
 
     Watches the weights a regularizer selects by default (dimension >= 2, no biases or
@@ -59,26 +58,26 @@ class RegularizationMonitor(Callback):
         self.include = include
         self._watched: list[tuple[str, nn.Parameter]] = []
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         chosen = {id(p) for p in select_parameters(pl_module, self.include)}
         self._watched = [(name, p) for name, p in pl_module.named_parameters() if id(p) in chosen]
 
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A resumed run starts at its checkpoint's step, whose statistics the killed run logged
         # and TensorBoard's purge_step then dropped: log them again from the restored weights.
         if trainer.global_step > 0:
             self._log(trainer)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
         self._log(trainer)
 
-    def _log(self, trainer: Trainer) -> None:
+    def _log(self, trainer: pl.Trainer) -> None:
         step = trainer.global_step
         if step % self.every_n_steps or not trainer.loggers or not trainer.is_global_zero:
             return
         stats = weight_statistics(self._watched)
         for logger in trainer.loggers:
             logger.log_metrics(stats, step=step)
-            if self.histograms and isinstance(logger, TensorBoardLogger):
+            if self.histograms and isinstance(logger, pl.loggers.TensorBoardLogger):
                 for name, weight in self._watched:
                     logger.experiment.add_histogram(f"weights/{name}", weight, step)

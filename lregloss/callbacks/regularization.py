@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 from torch.optim import Optimizer
 
+from lregloss.lightning import pl
 from lregloss.callbacks.optimizer_steps import AfterOptimizerSteps, SteppedParameters, check_unsharded
 from lregloss.private_names import gradients_are_scaled, is_logging_step, loss_scale
 from lregloss.regularizers import Regularizer
@@ -44,7 +43,7 @@ def named_regularizers(regularizers: Regularizer | Sequence[Regularizer] | Mappi
     return named
 
 
-class Regularization(Callback):
+class Regularization(pl.Callback):
     """Train any LightningModule on its own loss plus lregloss penalties, exactly as if they were in the loss.
 
     training loss = the module's loss + sum_r penalty_r(parameters r selects)

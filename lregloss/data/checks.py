@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
+from lregloss.lightning import fabric
 from lregloss.tasks import Task, TaskKind
 
 
@@ -117,7 +117,7 @@ def check_first_batches(datamodule: Any, task: Task) -> None:
         with torch.random.fork_rng(devices=[]):
             try:
                 loader = getattr(datamodule, name)()
-            except (NotImplementedError, MisconfigurationException):  # Lightning's default: no such loader
+            except (NotImplementedError, fabric.utilities.exceptions.MisconfigurationException):  # Lightning's default: no such loader
                 continue
             for index, loader_item in enumerate(loader if isinstance(loader, (list, tuple)) else [loader]):
                 batch = next(iter(loader_item), None)

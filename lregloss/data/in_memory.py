@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from lregloss.lightning import pl
 from lregloss.data.resumable import EpochShuffle, ResumableLoader
 
 

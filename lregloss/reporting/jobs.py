@@ -12,9 +12,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lregloss.errors import ReportError
-from lregloss.hydra_callbacks import ERROR_FILE
+from lregloss.app.hydra_callbacks import ERROR_FILE
 
-RESULTS_FILE = "results.json"  # written by lregloss.train.train once a job has been fitted and tested
+RESULTS_FILE = "results.json"  # written by lregloss.app.train.train once a job has been fitted and tested
 OK = "ok"
 FAILED = "failed"
 INCOMPLETE = "incomplete (killed?)"

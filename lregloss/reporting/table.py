@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from lregloss.errors import ReportError
-from lregloss.hydra_callbacks import ERROR_FILE
+from lregloss.app.hydra_callbacks import ERROR_FILE
 from lregloss.reporting.events import ZERO_FRACTION
 from lregloss.reporting.jobs import FAILED, OK, RESULTS_FILE, Job, natural_key, parse_override
 

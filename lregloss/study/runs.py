@@ -13,10 +13,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from lregloss.checkpointing import load_checkpoint
+from lregloss.app.checkpointing import load_checkpoint
 from lregloss.module import RegularizedLossModule
 from lregloss.reporting.jobs import Job, load_job
-from lregloss.train import build_module, train
+from lregloss.app.train import build_module, train
 
 # Every study run: no progress bar (the study prints one line per run), Lightning's notices to the run's log.
 QUIET = ("~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false")
@@ -50,7 +50,7 @@ def output_to(path: Path) -> Iterator[None]:
 
 
 def train_run(conf_dir: Path, overrides: Sequence[str], folder: Path) -> Job:
-    """Train ``overrides`` into ``folder`` with `lregloss.train.train` and read back what the run wrote.
+    """Train ``overrides`` into ``folder`` with `lregloss.app.train.train` and read back what the run wrote.
 
     Raises:
         RuntimeError: the run wrote no results.json; the message points at its log.

@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from hydra.errors import InstantiationException
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from lregloss.errors import ConfigError, one_line
+from lregloss.lightning import fabric
+
+MisconfigurationException = fabric.utilities.exceptions.MisconfigurationException
 
 
 # Raised by bad input rather than by a defect of lregloss: reported in one line, no traceback.

@@ -30,15 +30,16 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
-from lregloss.checkpointing import checkpoint_step, last_checkpoint
+from lregloss import lightning
+from lregloss.app.checkpointing import checkpoint_step, last_checkpoint
 from lregloss.data.checks import check_first_batches
-from lregloss.distributed import distributed_job, is_global_zero
-from lregloss.error_reporting import USER_ERRORS, config_key, innermost
+from lregloss.app.distributed import distributed_job, is_global_zero
+from lregloss.app.error_reporting import USER_ERRORS, config_key, innermost
 from lregloss.errors import ConfigError, DivergenceError, one_line
-from lregloss.hydra_callbacks import ERROR_FILE
+from lregloss.app.hydra_callbacks import ERROR_FILE
 from lregloss.losses import Loss
 from lregloss.module import RegularizedLossModule
-from lregloss.resume import resumed_config
+from lregloss.app.resume import resumed_config
 from lregloss.tasks import Task
 from lregloss.validation import check_positive, writable_folder_problem
 
@@ -213,7 +214,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     HPARAMS table), checkpoints, and ``results.json``; under DDP (``trainer=ddp``) every rank
     runs this function and rank 0 alone writes them. With ``cfg.resume`` set to a run folder,
     fitting continues from that run's ``checkpoints/last.ckpt`` (``cfg`` is then the config
-    to continue with, see `lregloss.resume.resumed_config`).
+    to continue with, see `lregloss.app.resume.resumed_config`).
 
     Everything that can be checked before training is, in this order: the output folder,
     the data (the data module's own checks, then its first batches against its task), every
@@ -226,6 +227,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         DivergenceError: the loss, a penalty or the weights became NaN or inf.
     """
     started = time.perf_counter()
+    if lightning.PACKAGE != "pytorch_lightning":
+        raise ConfigError(
+            f"lregloss-train runs on pytorch_lightning, but lregloss is bound to {lightning.PACKAGE} "
+            f"({lightning.ENVIRONMENT_VARIABLE}); unset {lightning.ENVIRONMENT_VARIABLE} to run the command line"
+        )
     output_dir = Path(cfg.paths.output_dir)
     problem = writable_folder_problem(output_dir)
     if problem:
@@ -371,7 +377,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     print(
-        "lregloss.train is the library behind the command line, not the command itself: run "
+        "lregloss.app.train is the library behind the command line, not the command itself: run "
         "lregloss-train [group=choice ...] (or python -m lregloss ...); lregloss-train --help lists the groups",
         file=sys.stderr,
     )

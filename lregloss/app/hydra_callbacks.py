@@ -17,10 +17,10 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lregloss.resume import resume_problem
+from lregloss.app.resume import resume_problem
 from lregloss.validation import writable_folder_problem
 
-ERROR_FILE = "error.txt"  # written into a job's folder by lregloss.train.run when the job fails
+ERROR_FILE = "error.txt"  # written into a job's folder by lregloss.app.train.run when the job fails
 
 
 def _fail(message: str, status: int) -> None:
@@ -76,7 +76,7 @@ def failed_jobs(sweep_dir: Path) -> list[tuple[str, str, str]]:
 class FailedJobsReport(Callback):
     """After a multirun, list the jobs that failed and exit with status 1 if any did.
 
-    A failing job does not stop the sweep (``lregloss.train.run`` records the error in the
+    A failing job does not stop the sweep (``lregloss.app.train.run`` records the error in the
     job's ``error.txt`` and returns NaN), so the other jobs' results are all kept; this makes
     the sweep as a whole still end in failure, with one line per failed job.
     """
@@ -99,7 +99,7 @@ class FailedTrialError(RuntimeError):
 class NanReturnAsFailure(Callback):
     """Mark a job that returned NaN as failed, so that the Optuna sweeper records a failed trial.
 
-    A failed multirun job returns NaN (``lregloss.train.run``). hydra-optuna-sweeper 1.3.0
+    A failed multirun job returns NaN (``lregloss.app.train.run``). hydra-optuna-sweeper 1.3.0
     with optuna 2.10 ends the whole search on a NaN: it tells Optuna the NaN a second time
     as the value of a failed trial, which Optuna refuses (hydra issue #2237, fixed upstream
     after 1.3.0). A job marked failed instead is told as a failed trial without a value,

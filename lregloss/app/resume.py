@@ -19,7 +19,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lregloss.checkpointing import last_checkpoint
+from lregloss.app.checkpointing import last_checkpoint
 from lregloss.errors import ConfigError
 
 CONFIG_FILE = "config.yaml"  # the resolved config train() writes into every run folder
