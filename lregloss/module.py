@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -16,9 +18,10 @@ from lregloss.losses import Loss
 from lregloss.metrics import task_metrics
 from lregloss.private_names import is_logging_step, load_pending_loader_states
 from lregloss.regularizers import Regularizer
-from lregloss.tasks import Task
+from lregloss.tasks import Task, TaskKind
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+RECIPE_KEY = "lregloss_recipe"  # the checkpoint entry load_from_checkpoint rebuilds the module from
 
 
 class RegularizedLossModule(pl.LightningModule):
@@ -48,6 +51,8 @@ class RegularizedLossModule(pl.LightningModule):
             where its signature has it); stepped after every optimizer step.
         regularizers: penalties by name; none by default.
         level_decoding: ``argmax`` or ``expected``, how ordinal levels are decoded.
+        recipe: the plain configs the module was built from (see `from_recipe`); saved in
+            every checkpoint, so that `load_from_checkpoint` rebuilds the module from it alone.
     """
 
     def __init__(
@@ -59,6 +64,7 @@ class RegularizedLossModule(pl.LightningModule):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         regularizers: Mapping[str, Regularizer] | None = None,
         level_decoding: str = "argmax",
+        recipe: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         loss.check_task(task)
@@ -69,8 +75,59 @@ class RegularizedLossModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.regularizers = dict(regularizers or {})
         self.regularization = Regularization(self.regularizers) if self.regularizers else None
+        self.level_decoding = level_decoding
+        self.recipe = None if recipe is None else dict(recipe)
         self.val_metrics = task_metrics(task, loss, level_decoding)
         self.test_metrics = task_metrics(task, loss, level_decoding)
+
+    @classmethod
+    def from_recipe(cls, recipe: Mapping[str, Any]) -> RegularizedLossModule:
+        """The module a recipe describes: plain configs (``_target_``) of its parts and its task.
+
+        Keys: ``model`` (a partial taking ``input_size`` and ``num_outputs``), ``loss``,
+        ``optimizer`` (a partial taking the parameters), ``scheduler`` (a partial, or None),
+        ``regularizers`` (name -> config), ``task`` (`Task`'s fields), ``input_size``,
+        ``level_decoding``. ``lregloss-train`` writes one into every checkpoint.
+        """
+        from hydra.utils import instantiate  # the configs' _target_s; Hydra only where a recipe is read
+
+        task = Task(**recipe["task"])
+        loss = instantiate(recipe["loss"])
+        model = instantiate(recipe["model"])(input_size=recipe["input_size"], num_outputs=loss.num_outputs(task))
+        scheduler = recipe.get("scheduler")
+        return cls(
+            model,
+            loss,
+            task,
+            optimizer=instantiate(recipe["optimizer"]),
+            scheduler=None if scheduler is None else instantiate(scheduler),
+            regularizers={name: instantiate(config) for name, config in recipe["regularizers"].items()},
+            level_decoding=recipe["level_decoding"],
+            recipe=recipe,
+        )
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location=None, **kwargs: Any) -> RegularizedLossModule:
+        """The trained module of a checkpoint, rebuilt from the checkpoint alone (read with ``weights_only=True``), in eval mode.
+
+        Raises:
+            ValueError: the checkpoint holds no recipe (written by another module, or before
+                lregloss saved one).
+        """
+        checkpoint = torch.load(checkpoint_path, map_location=map_location or "cpu", weights_only=True)
+        recipe = checkpoint.get(RECIPE_KEY)
+        if recipe is None:
+            raise ValueError(
+                f"{checkpoint_path} holds no {RECIPE_KEY}: it was not written by lregloss-train (or by a release "
+                "before it saved one); build the module from its config and load_state_dict the weights"
+            )
+        module = cls.from_recipe(recipe)
+        module.load_state_dict(checkpoint["state_dict"])
+        return module.eval()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.recipe is not None:
+            checkpoint[RECIPE_KEY] = self.recipe
 
     def configure_callbacks(self) -> list[Regularization]:
         """The module's `Regularization` callback (none without regularizers).
@@ -153,6 +210,20 @@ class RegularizedLossModule(pl.LightningModule):
             cause = f"{' or '.join(knobs) or 'the learning rate'} is likely too high"
         epoch = f" (epoch {self.current_epoch})" if self._trainer is not None else ""
         return f"training diverged at step {self.global_step}{epoch}: {', '.join(values)}; {cause}"
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, Tensor]:
+        """``prediction``: the decoded prediction of each sample (the level, by ``level_decoding``,
+        for ordered levels); ``proba``: the predicted distribution, where the loss gives one."""
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        outputs = self.model(inputs)
+        if self.task.kind is TaskKind.ORDINAL:
+            prediction = self.loss.predict_level(outputs, self.task.size, self.level_decoding)
+        else:
+            prediction = self.loss.predict(outputs)
+        result = {"prediction": prediction}
+        if self.loss.gives_distribution:
+            result["proba"] = self.loss.predict_proba(outputs)
+        return result
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)

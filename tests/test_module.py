@@ -176,3 +176,59 @@ def test_early_stopping_fires_at_the_expected_epoch(values, patience, stopped_ep
     trainer = make_trainer(max_epochs=len(values), callbacks=[stopper])
     trainer.fit(ScriptedValidation(values), train_dataloaders=data, val_dataloaders=data)
     assert stopper.stopped_epoch == stopped_epoch
+
+
+def recipe(task: Task, loss: dict, level_decoding: str = "argmax") -> dict:
+    return {
+        "model": {"_target_": "lregloss.models.mlp.MLP", "_partial_": True, "hidden_sizes": [16]},
+        "loss": loss,
+        "optimizer": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
+        "scheduler": None,
+        "regularizers": {"reg": {"_target_": "lregloss.regularizers.L2", "strength": 1e-3}},
+        "task": {"kind": task.kind.value, "size": task.size, "names": None, "class_counts": None},
+        "input_size": 8,
+        "level_decoding": level_decoding,
+    }
+
+
+@pytest.mark.parametrize(
+    "task,loss,distribution",
+    [
+        (Task("multiclass", 4), {"_target_": "lregloss.losses.SoftmaxCrossEntropy"}, True),
+        (Task("multiclass", 4), {"_target_": "lregloss.losses.MulticlassHinge"}, False),
+        (Task("ordinal", 5), {"_target_": "lregloss.losses.OrdinalLogistic"}, True),
+        (Task("multilabel", 3), {"_target_": "lregloss.losses.AttributeLogistic"}, True),
+    ],
+    ids=["softmax", "hinge", "ordinal", "attributes"],
+)
+def test_a_checkpoint_alone_rebuilds_the_module_and_predicts(tmp_path, task, loss, distribution):
+    module = RegularizedLossModule.from_recipe(recipe(task, loss))
+    data = TensorDataModule(task)
+    trainer = make_trainer(max_steps=3)
+    trainer.fit(module, datamodule=data)
+    path = tmp_path / "trained.ckpt"
+    trainer.save_checkpoint(path)
+    assert torch.load(path, weights_only=True)["lregloss_recipe"]["task"]["kind"] == task.kind.value  # plain containers
+
+    loaded = RegularizedLossModule.load_from_checkpoint(path)
+    assert not loaded.training
+    for name, value in module.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+    batches = make_trainer().predict(loaded, data.val_dataloader())
+    prediction = torch.cat([batch["prediction"] for batch in batches])
+    inputs, target = data.dataset.tensors
+    assert prediction.shape == target.shape
+    with torch.no_grad():
+        outputs = module.eval().model(inputs)
+    expected = module.loss.predict_level(outputs, task.size) if task.kind.value == "ordinal" else module.loss.predict(outputs)
+    assert torch.equal(prediction, expected)
+    assert ("proba" in batches[0]) == distribution
+    if distribution and task.kind.value != "multilabel":
+        torch.testing.assert_close(torch.cat([b["proba"] for b in batches]).sum(dim=1), torch.ones(len(target)))
+
+
+def test_a_checkpoint_without_a_recipe_is_refused_naming_the_fix(tmp_path):
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ValueError, match="holds no lregloss_recipe: .*load_state_dict"):
+        RegularizedLossModule.load_from_checkpoint(path)

@@ -6,12 +6,14 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lregloss.app.train import build_module, train
 from lregloss.errors import ConfigError
 from lregloss.losses.hierarchical import huffman_tree
+from lregloss.module import RegularizedLossModule
 from lregloss.tasks import Task
-from lregloss.app.train import build_module, train
 
 from conftest import ROOT
 
@@ -134,3 +136,14 @@ def test_resuming_with_another_loss_or_regularizer_is_refused(sweep, tmp_path):
         result = run_entry_point(tmp_path, f"resume={sweep[0]}", override)
         assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
         assert f"{override} picks another {group} option" in result.stdout + result.stderr
+
+
+def test_a_runs_checkpoint_rebuilds_its_module_without_the_config(sweep):
+    for job in sweep[:2]:  # hinge, squared_hinge on the reviews recipe
+        path = job / "checkpoints" / "last.ckpt"
+        saved = torch.load(path, weights_only=True)
+        loaded = RegularizedLossModule.load_from_checkpoint(path)
+        assert type(loaded.loss).__name__ in {"MulticlassHinge", "MulticlassSquaredHinge"}
+        assert loaded.task.kind.value == "ordinal" and loaded.task.size == 5
+        for name, value in saved["state_dict"].items():
+            assert torch.equal(loaded.state_dict()[name], value), name

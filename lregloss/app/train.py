@@ -155,7 +155,8 @@ def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLos
     """
     check_loss_fits(cfg.loss, task)
     with config_key("loss", cfg.loss):
-        loss = instantiate(cfg.loss, **task_sized_arguments(cfg.loss, task))
+        loss_arguments = task_sized_arguments(cfg.loss, task)
+        loss = instantiate(cfg.loss, **loss_arguments)
     with config_key("model", cfg.model):
         model = instantiate(cfg.model)(input_size=input_size, num_outputs=loss.num_outputs(task))
     check_optimizer(cfg.optimizer, [*model.parameters(), *loss.parameters()])
@@ -173,7 +174,31 @@ def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLos
         scheduler=scheduler,
         regularizers={"reg": regularizer},
         level_decoding=cfg.level_decoding,
+        recipe=module_recipe(cfg, task, input_size, loss_arguments),
     )
+
+
+def module_recipe(cfg: DictConfig, task: Task, input_size: int, loss_arguments: dict[str, Any]) -> dict[str, Any]:
+    """The plain configs `RegularizedLossModule.from_recipe` rebuilds the module from (saved in its checkpoints)."""
+
+    def plain(node: DictConfig) -> dict[str, Any]:
+        return OmegaConf.to_container(node, resolve=True)
+
+    return {
+        "model": plain(cfg.model),
+        "loss": {**plain(cfg.loss), **loss_arguments},
+        "optimizer": plain(cfg.optimizer),
+        "scheduler": plain(cfg.scheduler) if cfg.get("scheduler") else None,
+        "regularizers": {"reg": plain(cfg.reg)},
+        "task": {
+            "kind": task.kind.value,
+            "size": task.size,
+            "names": None if task.names is None else list(task.names),
+            "class_counts": None if task.class_counts is None else [int(count) for count in task.class_counts],
+        },
+        "input_size": int(input_size),
+        "level_decoding": str(cfg.level_decoding),
+    }
 
 
 def group_choices(cfg: DictConfig) -> dict[str, str]:
