@@ -107,8 +107,13 @@ class RegularizedLossModule(pl.LightningModule):
         )
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location=None, **kwargs: Any) -> RegularizedLossModule:
+    def load_from_checkpoint(
+        cls, checkpoint_path: str | Path, map_location=None, strict: bool = True
+    ) -> RegularizedLossModule:
         """The trained module of a checkpoint, rebuilt from the checkpoint alone (read with ``weights_only=True``), in eval mode.
+
+        ``map_location`` as for ``torch.load`` (default: the CPU); ``strict`` as for
+        ``load_state_dict``.
 
         Raises:
             ValueError: the checkpoint holds no recipe (written by another module, or before
@@ -122,7 +127,7 @@ class RegularizedLossModule(pl.LightningModule):
                 "before it saved one); build the module from its config and load_state_dict the weights"
             )
         module = cls.from_recipe(recipe)
-        module.load_state_dict(checkpoint["state_dict"])
+        module.load_state_dict(checkpoint["state_dict"], strict=strict)
         return module.eval()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
