@@ -12,7 +12,6 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lregloss.callbacks.regularization import Regularization
-from lregloss.errors import DivergenceError
 from lregloss.lightning import pl
 from lregloss.losses import Loss
 from lregloss.metrics import task_metrics
@@ -22,6 +21,13 @@ from lregloss.tasks import Task, TaskKind
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 RECIPE_KEY = "lregloss_recipe"  # the checkpoint entry load_from_checkpoint rebuilds the module from
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss, penalty or weights.
+
+    The message names the step, the loss and penalty values and the likely cause.
+    """
 
 
 class RegularizedLossModule(pl.LightningModule):

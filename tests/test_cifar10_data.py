@@ -33,7 +33,7 @@ from lregloss.data.cifar10_files import (
 )
 from lregloss.data.image_batches import normalize, random_flip, random_translate
 from lregloss.data.protocol import TaskDataModule
-from lregloss.errors import ChecksumMismatchError
+from lregloss.data.files import ChecksumMismatchError
 from lregloss.tasks import TaskKind
 
 from conftest import SHARED_DATA

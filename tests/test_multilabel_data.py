@@ -21,7 +21,7 @@ from lregloss.data.multilabel import (
 )
 from lregloss.data.protocol import TaskDataModule
 from lregloss.data.files import shipped_path
-from lregloss.errors import ChecksumMismatchError
+from lregloss.data.files import ChecksumMismatchError
 from lregloss.tasks import TaskKind
 
 from conftest import CONF, ROOT, SHARED_DATA

@@ -26,7 +26,8 @@ from lregloss.callbacks import LastCheckpoint
 from lregloss.app.checkpointing import SafeCheckpointIO, atomic_save, load_checkpoint, plain
 from lregloss.data import reviews
 from lregloss.data.checks import BatchError, check_batch, check_first_batches
-from lregloss.errors import ConfigError, DivergenceError
+from lregloss.app.error_reporting import ConfigError
+from lregloss.module import DivergenceError
 from lregloss.losses import SoftmaxCrossEntropy
 from lregloss.models import MLP
 from lregloss.module import RegularizedLossModule

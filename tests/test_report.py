@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from torch.utils.tensorboard import SummaryWriter
 
-from lregloss.errors import ReportError
+from lregloss.reporting.jobs import ReportError
 from lregloss.reporting import make_report
 from lregloss.reporting.cli import main
 from lregloss.reporting.events import read_job_events

@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 
 from lregloss.callbacks.random_state import capture_random_state, restore_random_state
 from lregloss.data.resumable import EpochShuffle, ResumableLoader
-from lregloss.errors import ConfigError
+from lregloss.app.error_reporting import ConfigError
 from lregloss.app.resume import apply_overrides, rebase_paths, resumed_config
 
 from conftest import ROOT

@@ -15,7 +15,7 @@ from lregloss.data import reviews
 from lregloss.data.protocol import TaskDataModule
 from lregloss.data.files import shipped_path, verify_sha256
 from lregloss.data.reviews import ReviewsDataModule, stratified_split
-from lregloss.errors import ChecksumMismatchError
+from lregloss.data.files import ChecksumMismatchError
 from lregloss.data.text import PAD, build_vocabulary, encode, tokenize, with_ngrams
 from lregloss.tasks import TaskKind
 

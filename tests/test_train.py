@@ -10,7 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lregloss.app.train import build_module, train
-from lregloss.errors import ConfigError
+from lregloss.app.error_reporting import ConfigError
 from lregloss.losses.hierarchical import huffman_tree
 from lregloss.module import RegularizedLossModule
 from lregloss.tasks import Task

@@ -23,7 +23,8 @@ from omegaconf import Container, OmegaConf
 from torch import Tensor
 
 from lregloss.callbacks.last_checkpoint import LAST
-from lregloss.errors import ConfigError, DivergenceError, one_line
+from lregloss.app.error_reporting import ConfigError, one_line
+from lregloss.module import DivergenceError
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,23 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from lregloss.errors import ConfigError, one_line
 from lregloss.lightning import fabric
 
 MisconfigurationException = fabric.utilities.exceptions.MisconfigurationException
+
+
+class ConfigError(ValueError):
+    """A config value, a data file or the output folder is unusable.
+
+    The message names the config key (``loss.margin``, ``data.path``, ``paths.log_dir``), what
+    it holds, and what would be accepted. A ValueError, so that code catching bad arguments
+    catches it too.
+    """
+
+
+def one_line(message: str) -> str:
+    """``message`` with every run of whitespace, newlines included, made one space."""
+    return " ".join(message.split())
 
 
 # Raised by bad input rather than by a defect of lregloss: reported in one line, no traceback.

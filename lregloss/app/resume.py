@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lregloss.app.checkpointing import last_checkpoint
-from lregloss.errors import ConfigError
+from lregloss.app.error_reporting import ConfigError
 
 CONFIG_FILE = "config.yaml"  # the resolved config train() writes into every run folder
 

@@ -32,14 +32,13 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from lregloss import lightning
 from lregloss.app.checkpointing import checkpoint_step, last_checkpoint
-from lregloss.data.checks import check_first_batches
 from lregloss.app.distributed import distributed_job, is_global_zero
-from lregloss.app.error_reporting import USER_ERRORS, config_key, innermost
-from lregloss.errors import ConfigError, DivergenceError, one_line
+from lregloss.app.error_reporting import USER_ERRORS, ConfigError, config_key, innermost, one_line
 from lregloss.app.hydra_callbacks import ERROR_FILE
-from lregloss.losses import Loss
-from lregloss.module import RegularizedLossModule
 from lregloss.app.resume import resumed_config
+from lregloss.data.checks import check_first_batches
+from lregloss.losses import Loss
+from lregloss.module import DivergenceError, RegularizedLossModule
 from lregloss.tasks import Task
 from lregloss.validation import check_positive, writable_folder_problem
 

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torchvision.datasets.utils import calculate_md5, download_and_extract_archive
 
-from lregloss.errors import ChecksumMismatchError
+from lregloss.data.files import ChecksumMismatchError
 
 DATA_DIR_VARIABLE = "LREGLOSS_DATA_DIR"
 FOLDER_NAME = "cifar-10-batches-py"

@@ -9,7 +9,14 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
-from lregloss.errors import ChecksumMismatchError
+
+
+class ChecksumMismatchError(ValueError):
+    """A data file's checksum differs from the one the code expects.
+
+    The message names the file, both digests and the fix. A ValueError, so that the training
+    entry point reports it in one line, like other data errors.
+    """
 
 
 def shipped_path(file_name: str) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lregloss.errors import ReportError
+from lregloss.reporting.jobs import ReportError
 from lregloss.reporting.render import console_table, unfinished_lines
 from lregloss.reporting.report import REPORT_FILE, make_report
 

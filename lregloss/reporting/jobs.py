@@ -11,7 +11,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lregloss.errors import ReportError
 from lregloss.app.hydra_callbacks import ERROR_FILE
 
 RESULTS_FILE = "results.json"  # written by lregloss.app.train.train once a job has been fitted and tested
@@ -21,6 +20,14 @@ INCOMPLETE = "incomplete (killed?)"
 NOT_OVERRIDDEN = "(default)"
 # logs/multiruns/<time>/<job>: the deepest layout, from the log folder, that holds jobs.
 SEARCH_DEPTH = 3
+
+
+
+class ReportError(ValueError):
+    """A sweep report cannot be made: a folder is missing or holds no job, or a named metric or column is unknown.
+
+    The message names what was given and what would be accepted.
+    """
 
 
 @dataclass(frozen=True)

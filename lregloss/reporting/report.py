@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lregloss.errors import ReportError
+from lregloss.reporting.jobs import ReportError
 from lregloss.reporting.events import read_job_events
 from lregloss.reporting.jobs import collect_jobs
 from lregloss.reporting.plots import write_plots

@@ -7,10 +7,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from lregloss.errors import ReportError
 from lregloss.app.hydra_callbacks import ERROR_FILE
 from lregloss.reporting.events import ZERO_FRACTION
-from lregloss.reporting.jobs import FAILED, OK, RESULTS_FILE, Job, natural_key, parse_override
+from lregloss.reporting.jobs import FAILED, OK, RESULTS_FILE, Job, ReportError, natural_key, parse_override
 
 JOB = "job"
 STATUS = "status"
