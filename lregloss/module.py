@@ -126,10 +126,17 @@ class RegularizedLossModule(pl.LightningModule):
                 lregloss saved one).
         """
         checkpoint = torch.load(checkpoint_path, map_location=map_location or "cpu", weights_only=True)
+        return cls.from_checkpoint(checkpoint, str(checkpoint_path), strict)
+
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: Mapping[str, Any], source: str = "the checkpoint", strict: bool = True
+    ) -> RegularizedLossModule:
+        """`load_from_checkpoint` for a checkpoint already loaded (``source`` names it in the error), in eval mode."""
         recipe = checkpoint.get(RECIPE_KEY)
         if recipe is None:
             raise ValueError(
-                f"{checkpoint_path} holds no {RECIPE_KEY}: it was not written by lregloss-train (or by a release "
+                f"{source} holds no {RECIPE_KEY}: it was not written by lregloss-train (or by a release "
                 "before it saved one); build the module from its config and load_state_dict the weights"
             )
         module = cls.from_recipe(recipe)

@@ -73,7 +73,9 @@ def test_the_wheel_holds_lregloss_alone_with_every_module_and_config(installed):
     assert "lregloss/conf/__init__.py" in names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "lregloss-train = lregloss.app.train:main" in text and "lregloss-report = lregloss.reporting.cli:main" in text
+    for command in ("lregloss-train = lregloss.app.train:main", "lregloss-report = lregloss.reporting.cli:main",
+                    "lregloss-predict = lregloss.app.predict:main"):  # fmt: skip
+        assert command in text
 
 
 def test_the_commands_work_from_another_directory(installed):
@@ -94,6 +96,12 @@ def test_the_commands_work_from_another_directory(installed):
     report = run([bin_dir / "lregloss-report", work / "logs" / "runs"], work)
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     assert (work / "logs" / "runs" / "report" / "report.md").exists()
+
+    (work / "new.csv").write_text('Title,Review Text\nLove it,"Soft, fits well!"\n,too small\n')
+    predicted = run([bin_dir / "lregloss-predict", run_dir, "new.csv"], work)
+    assert predicted.returncode == 0, predicted.stdout[-3000:] + predicted.stderr[-3000:]
+    header, *rows = (work / "new.predictions.csv").read_text().splitlines()
+    assert header == "row,prediction" and len(rows) == 2  # hinge gives no distribution
 
     imported = run([bin_dir / "python", "-m", "lregloss.app.train"], work)
     assert imported.returncode == 2

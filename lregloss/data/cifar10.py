@@ -15,10 +15,12 @@ from lregloss.data.cifar10_files import (
     default_root,
     download_cifar10,
     missing_files,
+    read_batch,
     read_cifar10,
 )
+from lregloss.data.image_files import IMAGE_SUFFIXES, image_files, is_image_file, read_image
 from lregloss.data.image_batches import normalize, random_flip, random_translate
-from lregloss.data.in_memory import InMemorySplitsDataModule
+from lregloss.data.in_memory import InMemorySplitsDataModule, NewInputs
 from lregloss.tasks import Task
 
 # Per-channel (red, green, blue) mean and standard deviation of the 50,000 training images,
@@ -83,6 +85,12 @@ class CIFAR10DataModule(InMemorySplitsDataModule):
     ``input_size`` (3 channels), ``split_indices`` (``train``/``val`` -> rows of the official
     training set) and ``datasets`` (split name -> TensorDataset of images and labels).
 
+    Prediction: ``predict_path`` is a batch file of the python layout (such as
+    ``test_batch``; its labels are ignored), an image file (PNG, JPEG, GIF, WebP) or a folder
+    of them, sub-folders included; images are resized to 32x32 where they differ, then
+    normalised as the test split. Nothing is fitted on the training split, so predicting
+    reads no training data.
+
     Args:
         root: the folder that holds (or is to hold) ``cifar-10-batches-py``; None for
             `default_root` (``$LREGLOSS_DATA_DIR``, else the user's cache folder).
@@ -102,6 +110,8 @@ class CIFAR10DataModule(InMemorySplitsDataModule):
             convolutions want.
         num_workers: DataLoader worker processes; 0 loads in the main process, which is
             enough as a batch is one gather from a tensor in memory.
+        predict_path: a batch file, an image file or a folder of images to predict
+            (``setup("predict")``), or None.
 
     Raises:
         ValueError: an argument out of range (at construction), a damaged batch file, or a
@@ -124,6 +134,7 @@ class CIFAR10DataModule(InMemorySplitsDataModule):
         flip: bool = True,
         channels_last: bool = True,
         num_workers: int = 0,
+        predict_path: str | None = None,
     ) -> None:
         super().__init__()
         if num_classes != NUM_CLASSES:
@@ -153,17 +164,18 @@ class CIFAR10DataModule(InMemorySplitsDataModule):
         self.flip = flip
         self.channels_last = channels_last
         self.num_workers = num_workers
+        self.predict_path = predict_path
+        self.input_size = IMAGE_SHAPE[0]
         self.datasets: dict[str, TensorDataset] = {}
 
     def prepare_data(self) -> None:
-        """Download and unpack the archive where a file is missing and ``download`` is true."""
-        if self.download and missing_files(self.folder):
+        """Download and unpack the archive where a file is missing and ``download`` is true; never to predict, which reads none."""
+        predicting = self.trainer is not None and self.trainer.predicting
+        if self.download and not predicting and missing_files(self.folder):
             download_cifar10(self.root)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Read every file, split off validation and describe the task; once."""
-        if self.datasets:
-            return
+    def build_splits(self) -> None:
+        """Read every file, split off validation and describe the task."""
         arrays = read_cifar10(self.folder)
         train_rows, val_rows = stratified_holdout(arrays.train_labels, self.val_size // NUM_CLASSES, self.seed)
         self.split_indices = {"train": train_rows, "val": val_rows}
@@ -172,7 +184,20 @@ class CIFAR10DataModule(InMemorySplitsDataModule):
         self.datasets["test"] = TensorDataset(arrays.test_images, arrays.test_labels)
         counts = torch.bincount(arrays.train_labels[train_rows], minlength=NUM_CLASSES)
         self.task = Task("multiclass", NUM_CLASSES, names=arrays.class_names, class_counts=tuple(counts.tolist()))
-        self.input_size = IMAGE_SHAPE[0]
+
+    def read_new_inputs(self, path: Path) -> NewInputs:
+        height, width = IMAGE_SHAPE[1:]
+        if path.is_dir():
+            files = image_files(path)
+            names = [file.relative_to(path).as_posix() for file in files]
+        elif is_image_file(path):
+            files, names = [path], [path.name]
+        else:
+            fix = f"Give a batch file of the python layout (such as test_batch), an image file ({', '.join(IMAGE_SUFFIXES)}) or a folder of them"
+            images, _ = read_batch(path, fix)
+            return NewInputs(TensorDataset(images), {"row": list(range(1, len(images) + 1))})
+        images = torch.stack([read_image(file, height, width) for file in files])
+        return NewInputs(TensorDataset(images), {"file": names})
 
     def model_inputs(self, images: Tensor, augment: bool) -> Tensor:
         """The float32 model inputs for a uint8 (B, 3, 32, 32) batch, augmented where asked.
@@ -187,8 +212,8 @@ class CIFAR10DataModule(InMemorySplitsDataModule):
                 images = random_flip(images)
         return normalize(images, CIFAR10_MEAN, CIFAR10_STD, channels_last=self.channels_last)
 
-    def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
-        """Lightning's hook, on the model's device: augment training batches, normalise every batch."""
-        images, labels = batch
+    def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> tuple[Tensor, ...]:
+        """Lightning's hook, on the model's device: augment training batches, normalise every batch (``[images, labels]`` or ``[images]``)."""
+        images, *labels = batch
         training = self.trainer is not None and self.trainer.training
-        return self.model_inputs(images, augment=training), labels
+        return self.model_inputs(images, augment=training), *labels

@@ -122,27 +122,28 @@ class _NumpyArraysOnly(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _damaged(path: Path, problem: str) -> ValueError:
-    return ValueError(
-        f"{path} is not a valid CIFAR-10 file: {problem}. It is damaged or was replaced; delete "
-        f"{path.parent} and run again with data.download=true, or unpack the official {ARCHIVE_NAME} there again"
+def _damaged(path: Path, problem: str, fix: str | None = None) -> ValueError:
+    fix = fix or (
+        f"It is damaged or was replaced; delete {path.parent} and run again with data.download=true, or unpack "
+        f"the official {ARCHIVE_NAME} there again"
     )
+    return ValueError(f"{path} is not a valid CIFAR-10 file: {problem}. {fix}")
 
 
-def _load_dict(path: Path) -> dict[str, Any]:
+def _load_dict(path: Path, fix: str | None = None) -> dict[str, Any]:
     """Unpickle a CIFAR-10 file (``encoding="latin1"``: the official files were written by Python 2)."""
     try:
         with open(path, "rb") as handle:
             payload = _NumpyArraysOnly(handle, encoding="latin1").load()
     except Exception as error:  # a damaged pickle raises any of a dozen types; all mean the same here
-        raise _damaged(path, f"it cannot be unpickled ({type(error).__name__}: {error})") from error
+        raise _damaged(path, f"it cannot be unpickled ({type(error).__name__}: {error})", fix) from error
     if not isinstance(payload, dict):
-        raise _damaged(path, f"it holds a {type(payload).__name__}, not a dict")
+        raise _damaged(path, f"it holds a {type(payload).__name__}, not a dict", fix)
     return payload
 
 
-def read_batch(path: Path) -> tuple[Tensor, Tensor]:
-    """Read one batch file.
+def read_batch(path: Path, fix: str | None = None) -> tuple[Tensor, Tensor]:
+    """Read one batch file; ``fix`` replaces the message's remedy (re-download) for files that are not the data set's.
 
     Returns:
         uint8 images (N, 3, 32, 32) and int64 labels (N,) in 0..9.
@@ -152,21 +153,21 @@ def read_batch(path: Path) -> tuple[Tensor, Tensor]:
             not a uint8 N x 3072 array, or its labels are not N integers in 0..9; the message
             names the file.
     """
-    payload = _load_dict(path)
+    payload = _load_dict(path, fix)
     for key in ("data", "labels"):
         if key not in payload:
-            raise _damaged(path, f"it has no {key!r} entry (it has {sorted(payload)})")
+            raise _damaged(path, f"it has no {key!r} entry (it has {sorted(payload)})", fix)
     data = payload["data"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != PIXEL_VALUES:
         described = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise _damaged(path, f"'data' must be a uint8 array of shape (N, {PIXEL_VALUES}), got a {described}")
+        raise _damaged(path, f"'data' must be a uint8 array of shape (N, {PIXEL_VALUES}), got a {described}", fix)
     labels = np.asarray(payload["labels"])
     if labels.shape != (len(data),) or labels.dtype.kind not in "iu":
-        raise _damaged(path, f"'labels' must be {len(data)} integers, one per image, got {labels.dtype} {labels.shape}")
+        raise _damaged(path, f"'labels' must be {len(data)} integers, one per image, got {labels.dtype} {labels.shape}", fix)
     outside = (labels < 0) | (labels >= NUM_CLASSES)
     if outside.any():
         row = int(outside.argmax())
-        raise _damaged(path, f"label {labels[row]} of image {row} is outside 0..{NUM_CLASSES - 1}")
+        raise _damaged(path, f"label {labels[row]} of image {row} is outside 0..{NUM_CLASSES - 1}", fix)
     images = torch.from_numpy(np.ascontiguousarray(data)).view(len(data), *IMAGE_SHAPE)
     return images, torch.from_numpy(labels.astype(np.int64))
 

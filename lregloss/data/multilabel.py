@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from lregloss.data.files import open_text, shipped_path, verify_sha256
-from lregloss.data.in_memory import InMemorySplitsDataModule
+from lregloss.data.in_memory import InMemorySplitsDataModule, NewInputs
 from lregloss.tasks import Task
 from lregloss.validation import check_choice, check_positive
 
@@ -66,13 +66,21 @@ BENCHMARKS = {
 }
 
 
-def read_feature_label_rows(path: Path, benchmark: MultilabelBenchmark) -> tuple[Tensor, Tensor]:
+def read_feature_label_rows(
+    path: Path, benchmark: MultilabelBenchmark, labels_optional: bool = False
+) -> tuple[Tensor, Tensor]:
     """Read comma-separated rows of ``benchmark``'s layout: its features, then one 0 or 1 per attribute.
 
     Blank lines are skipped (the MULAN scene training file starts with one).
 
+    Args:
+        path: the file (plain, .gz or .xz).
+        benchmark: the layout.
+        labels_optional: also accept rows of the features alone (a file to predict), and
+            return the labels of the rows that have them (as -1 where they do not).
+
     Returns:
-        ``(features, labels)``: (N, F) float32 and (N, A) int64 in {0, 1}.
+        ``(features, labels)``: (N, F) float32 and (N, A) int64 in {0, 1} (-1 for none).
 
     Raises:
         ValueError: a row with another number of values, a value that is not a finite number,
@@ -80,16 +88,20 @@ def read_feature_label_rows(path: Path, benchmark: MultilabelBenchmark) -> tuple
             line (the first line is line 1).
     """
     num_features = benchmark.num_features
+    widths = (num_features, benchmark.num_columns) if labels_optional else (benchmark.num_columns,)
+    layout = f"{num_features} features, then {len(benchmark.attributes)} labels"
+    if labels_optional:
+        layout = f"{num_features} features, optionally then {len(benchmark.attributes)} labels"
     rows: list[list[float]] = []
     with open_text(path) as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             values = line.split(",")
-            if len(values) != benchmark.num_columns:
+            if len(values) not in widths:
                 raise ValueError(
                     f"{path}, line {line_number}: {len(values)} comma-separated values, expected "
-                    f"{benchmark.num_columns} ({num_features} features, then {len(benchmark.attributes)} labels)"
+                    f"{' or '.join(map(str, widths))} ({layout})"
                 )
             row = []
             for column, text in enumerate(values, start=1):
@@ -108,9 +120,11 @@ def read_feature_label_rows(path: Path, benchmark: MultilabelBenchmark) -> tuple
                         f"{attribute!r} is not 0 or 1"
                     )
                 row.append(value)
-            rows.append(row)
+            rows.append(row + [-1.0] * (benchmark.num_columns - len(row)))
     if not rows:
-        raise ValueError(f"{path} holds no rows; expected lines of {benchmark.num_columns} comma-separated values")
+        raise ValueError(
+            f"{path} holds no rows; expected lines of {' or '.join(map(str, widths))} comma-separated values"
+        )
     table = torch.tensor(rows, dtype=torch.float64)
     return table[:, :num_features].float(), table[:, num_features:].long()
 
@@ -130,15 +144,12 @@ def random_split(size: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]
     return order[:cut].sort().values, order[cut:].sort().values
 
 
-def standardize(features: dict[str, Tensor], reference: str = "train") -> dict[str, Tensor]:
-    """Every split's features shifted and scaled to zero mean, unit variance on ``features[reference]``.
+def feature_moments(features: Tensor) -> tuple[Tensor, Tensor]:
+    """Each feature's mean and population standard deviation over the rows of ``features``, the latter at least 1e-6.
 
-    x' = (x - mean) / max(std, 1e-6), with the mean and the population standard deviation of
-    each feature over the reference rows.
+    Standardizing is then ``(x - mean) / std``: zero mean and unit variance on these rows.
     """
-    mean = features[reference].mean(dim=0)
-    std = features[reference].std(dim=0, correction=0).clamp_min(SMALLEST_STD)
-    return {part: (values - mean) / std for part, values in features.items()}
+    return features.mean(dim=0), features.std(dim=0, correction=0).clamp_min(SMALLEST_STD)
 
 
 class MultilabelDataModule(InMemorySplitsDataModule):
@@ -169,8 +180,13 @@ class MultilabelDataModule(InMemorySplitsDataModule):
 
     After ``setup``: ``task`` (multilabel, one entry per attribute, ``class_counts`` = positive
     training rows per attribute), ``input_size`` (feature count), ``datasets`` (split name ->
-    TensorDataset) and ``split_indices`` (``train``/``val`` -> row indices into the training
-    file).
+    TensorDataset), ``split_indices`` (``train``/``val`` -> row indices into the training
+    file) and, with ``standardize``, ``feature_mean`` and ``feature_std``.
+
+    Prediction: ``predict_path`` is a file of rows of the features alone or of the
+    benchmark's layout (labels then ignored), standardized with the training split's
+    ``feature_mean`` and ``feature_std``, which are the module's ``state_dict`` (saved in
+    checkpoints).
 
     Args:
         name: the benchmark: ``scene`` or ``yeast``.
@@ -185,6 +201,7 @@ class MultilabelDataModule(InMemorySplitsDataModule):
         standardize: scale features to zero mean and unit variance on the training split.
         num_workers: DataLoader worker processes; 0 loads in the main process, which is
             enough as batches are slices of tensors held in memory.
+        predict_path: a file of feature rows to predict (``setup("predict")``), or None.
 
     Raises:
         ValueError: an unknown name or an argument out of range (at construction); a file
@@ -204,6 +221,7 @@ class MultilabelDataModule(InMemorySplitsDataModule):
         val_fraction: float = 0.15,
         standardize: bool = True,
         num_workers: int = 0,
+        predict_path: str | None = None,
     ) -> None:
         super().__init__()
         check_choice("name", name, tuple(BENCHMARKS))
@@ -228,7 +246,33 @@ class MultilabelDataModule(InMemorySplitsDataModule):
         self.val_fraction = val_fraction
         self.standardize = standardize
         self.num_workers = num_workers
+        self.predict_path = predict_path
+        self.input_size = self.benchmark.num_features
+        self.feature_mean: Tensor | None = None
+        self.feature_std: Tensor | None = None
         self.datasets: dict[str, TensorDataset] = {}
+
+    @property
+    def is_fitted(self) -> bool:
+        return not self.standardize or self.feature_mean is not None
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The training split's feature means and standard deviations, which a new file is standardized with."""
+        if self.feature_mean is None:
+            return {}
+        return {"feature_mean": self.feature_mean, "feature_std": self.feature_std}
+
+    def load_state_dict(self, state_dict: dict[str, Tensor]) -> None:
+        self.feature_mean, self.feature_std = state_dict["feature_mean"], state_dict["feature_std"]
+
+    def _prepared(self, features: Tensor) -> Tensor:
+        if not self.standardize:
+            return features
+        return (features - self.feature_mean) / self.feature_std
+
+    def read_new_inputs(self, path: Path) -> NewInputs:
+        features, _ = read_feature_label_rows(path, self.benchmark, labels_optional=True)
+        return NewInputs(TensorDataset(self._prepared(features)), {"row": list(range(1, len(features) + 1))})
 
     def _files(self) -> dict[str, Path]:
         """The training and test files to read: the user's, or the shipped ones after their checksum."""
@@ -252,10 +296,8 @@ class MultilabelDataModule(InMemorySplitsDataModule):
                 )
         return files
 
-    def setup(self, stage: str | None = None) -> None:
-        """Read, check, split and (optionally) standardize; once."""
-        if self.datasets:
-            return
+    def build_splits(self) -> None:
+        """Read, check, split and (optionally) standardize."""
         files = self._files()
         train_features, train_labels = read_feature_label_rows(files["train"], self.benchmark)
         test_features, test_labels = read_feature_label_rows(files["test"], self.benchmark)
@@ -270,7 +312,8 @@ class MultilabelDataModule(InMemorySplitsDataModule):
         features = {"train": train_features[train_rows], "val": train_features[val_rows], "test": test_features}
         labels = {"train": train_labels[train_rows], "val": train_labels[val_rows], "test": test_labels}
         if self.standardize:
-            features = standardize(features)
+            self.feature_mean, self.feature_std = feature_moments(features["train"])
+        features = {part: self._prepared(values) for part, values in features.items()}
         self.datasets = {part: TensorDataset(features[part], labels[part]) for part in SPLITS}
         self.task = Task(
             "multilabel",
@@ -278,4 +321,3 @@ class MultilabelDataModule(InMemorySplitsDataModule):
             names=self.benchmark.attributes,
             class_counts=tuple(labels["train"].sum(dim=0).tolist()),
         )
-        self.input_size = self.benchmark.num_features

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from lregloss.data.files import open_text, shipped_path, verify_sha256
-from lregloss.data.in_memory import InMemorySplitsDataModule
+from lregloss.data.in_memory import InMemorySplitsDataModule, NewInputs
 from lregloss.data.text import build_vocabulary, encode, tokenize, with_ngrams
 from lregloss.tasks import Task
 from lregloss.validation import check_positive
@@ -19,16 +19,40 @@ from lregloss.validation import check_positive
 SHIPPED_FILE = "womens_clothing_reviews.csv.gz"  # in lregloss/data/assets; see its README.md
 SHIPPED_SHA256 = "9a9e641e54bb9844cb15dbfe2cbed86af9d6c30c70dade926cd31ab52c7aabb5"
 REQUIRED_COLUMNS = ("Title", "Review Text", "Rating")
+REVIEW_COLUMN = "Review Text"  # the one column a file to predict needs
 OWN_DATA_HINT = "pass path= to your own CSV with the columns " + ", ".join(REQUIRED_COLUMNS)
 NUM_STARS = 5
 SPLITS = ("train", "val", "test")
 
 
-def read_reviews(path: Path) -> tuple[list[str], list[int]]:
-    """Read (title + review text, level) pairs, skipping rows without review text.
+def read_review_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, int, dict[str, str]]]:
+    """The data rows of a review CSV as ``(row number, line number, row)``, the first data row being row 1.
 
-    The document is the title, a newline, then the review text. The level is the star
-    rating minus one, 0..4.
+    Raises:
+        ValueError: the header lacks one of ``columns``; the message names the file.
+    """
+    with open_text(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in columns if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(
+                f"{path} lacks the column(s) {', '.join(repr(c) for c in missing)}; a review CSV "
+                f"needs a header with {', '.join(repr(c) for c in columns)}"
+            )
+        for row_number, row in enumerate(reader, start=1):
+            yield row_number, reader.line_num, row
+
+
+def document(row: dict[str, str]) -> str:
+    """The text of a review row: its title (empty where the column is missing), a newline, its review text."""
+    return f"{(row.get('Title') or '').strip()}\n{(row['Review Text'] or '').strip()}"
+
+
+def read_reviews(path: Path) -> tuple[list[str], list[int]]:
+    """Read (document, level) pairs, skipping rows without review text.
+
+    The document is the title, a newline, then the review text (`document`). The level is
+    the star rating minus one, 0..4.
 
     Raises:
         ValueError: a required column is missing, or a rating is not an integer in 1..5;
@@ -36,26 +60,29 @@ def read_reviews(path: Path) -> tuple[list[str], list[int]]:
     """
     texts: list[str] = []
     levels: list[int] = []
-    with open_text(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
-        if missing:
+    for row_number, line_number, row in read_review_rows(path, REQUIRED_COLUMNS):
+        rating = (row["Rating"] or "").strip()
+        if not rating.isdigit() or not 1 <= int(rating) <= NUM_STARS:
             raise ValueError(
-                f"{path} lacks the column(s) {', '.join(repr(c) for c in missing)}; a review CSV "
-                f"needs a header with {', '.join(repr(c) for c in REQUIRED_COLUMNS)}"
+                f"{path}, row {row_number} (line {line_number}): Rating {rating!r} is not "
+                f"an integer star rating in 1..{NUM_STARS}"
             )
-        for row_number, row in enumerate(reader, start=1):
-            rating = (row["Rating"] or "").strip()
-            if not rating.isdigit() or not 1 <= int(rating) <= NUM_STARS:
-                raise ValueError(
-                    f"{path}, row {row_number} (line {reader.line_num}): Rating {rating!r} is not "
-                    f"an integer star rating in 1..{NUM_STARS}"
-                )
-            review = (row["Review Text"] or "").strip()
-            if review:
-                texts.append(f"{(row['Title'] or '').strip()}\n{review}")
-                levels.append(int(rating) - 1)
+        if (row["Review Text"] or "").strip():
+            texts.append(document(row))
+            levels.append(int(rating) - 1)
     return texts, levels
+
+
+def read_new_reviews(path: Path) -> list[str]:
+    """The document of every data row of a review CSV to predict: a Review Text column needed, Title and Rating not.
+
+    Unlike `read_reviews` no row is skipped, so that the predictions line up with the file's
+    rows: a row without review text is its title alone, one with neither is empty.
+
+    Raises:
+        ValueError: the header has no Review Text column; the message names the file.
+    """
+    return [document(row) for _, _, row in read_review_rows(path, (REVIEW_COLUMN,))]
 
 
 def stratified_split(levels: Tensor, fractions: Sequence[float], seed: int) -> list[Tensor]:
@@ -79,11 +106,11 @@ def stratified_split(levels: Tensor, fractions: Sequence[float], seed: int) -> l
     return [torch.cat(part).sort().values for part in parts]
 
 
-def _whole_batches(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """Collate for a loader that fetches whole batches: trim the padding columns no row uses."""
-    ids, levels = batch
+def _whole_batches(batch: Sequence[Tensor]) -> tuple[Tensor, ...]:
+    """Collate for a loader that fetches whole batches ``(ids, levels)`` or ``(ids,)``: trim the padding columns no row uses."""
+    ids, *rest = batch
     width = int((ids != 0).sum(dim=1).max().clamp_min(1))
-    return ids[:, :width], levels
+    return ids[:, :width], *rest
 
 
 class ReviewsDataModule(InMemorySplitsDataModule):
@@ -115,6 +142,10 @@ class ReviewsDataModule(InMemorySplitsDataModule):
     (vocabulary size), ``vocabulary`` (id -> n-gram), ``texts`` and ``levels`` (every kept
     row) and ``split_indices`` (split name -> row indices into them).
 
+    Prediction: ``predict_path`` is a review CSV of the same format whose Title and Rating
+    columns may be missing; every row is predicted (`read_new_reviews`), encoded with the
+    training vocabulary, which is the module's ``state_dict`` (saved in checkpoints).
+
     Args:
         path: a review CSV (plain, .gz or .xz) with the columns Title, Review Text and Rating;
             None for the shipped data.
@@ -134,6 +165,7 @@ class ReviewsDataModule(InMemorySplitsDataModule):
         max_vocab: the most vocabulary entries (padding included), or None for no cap.
         num_workers: DataLoader worker processes; 0 loads in the main process, which is
             enough as batches are slices of tensors held in memory.
+        predict_path: a review CSV to predict (``setup("predict")``), or None.
 
     Raises:
         ValueError: an argument out of range (at construction), or a CSV without the
@@ -158,6 +190,7 @@ class ReviewsDataModule(InMemorySplitsDataModule):
         min_count: int = 5,
         max_vocab: int | None = None,
         num_workers: int = 0,
+        predict_path: str | None = None,
     ) -> None:
         super().__init__()
         if num_classes != NUM_STARS:
@@ -188,12 +221,33 @@ class ReviewsDataModule(InMemorySplitsDataModule):
         self.min_count = min_count
         self.max_vocab = max_vocab
         self.num_workers = num_workers
+        self.predict_path = predict_path
+        self.vocabulary: list[str] | None = None
         self.datasets: dict[str, TensorDataset] = {}
 
-    def setup(self, stage: str | None = None) -> None:
-        """Read, split, build the vocabulary from the training split and encode; once."""
-        if self.datasets:
-            return
+    @property
+    def is_fitted(self) -> bool:
+        return self.vocabulary is not None
+
+    def state_dict(self) -> dict[str, list[str]]:
+        """The training vocabulary (id -> n-gram), which encoding a new file needs; empty before it is built."""
+        return {} if self.vocabulary is None else {"vocabulary": list(self.vocabulary)}
+
+    def load_state_dict(self, state_dict: dict[str, list[str]]) -> None:
+        self.vocabulary = list(state_dict["vocabulary"])
+        self.input_size = len(self.vocabulary)
+
+    def _encode(self, texts: Sequence[str]) -> Tensor:
+        """The (N, L) padded n-gram ids of ``texts`` under the training vocabulary."""
+        documents = [with_ngrams(tokenize(text)[: self.max_tokens], self.ngrams) for text in texts]
+        return encode(documents, self.vocabulary)
+
+    def read_new_inputs(self, path: Path) -> NewInputs:
+        texts = read_new_reviews(path)
+        return NewInputs(TensorDataset(self._encode(texts)), {"row": list(range(1, len(texts) + 1))})
+
+    def build_splits(self) -> None:
+        """Read, split, build the vocabulary from the training split and encode."""
         if self.path is None:
             path = shipped_path(SHIPPED_FILE)
             verify_sha256(path, SHIPPED_SHA256, OWN_DATA_HINT)
