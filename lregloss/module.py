@@ -290,5 +290,11 @@ class RegularizedLossModule(pl.LightningModule):
         kwargs = {}
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        try:
+            scheduler = self.scheduler_factory(optimizer, **kwargs)
+        except ZeroDivisionError as error:  # OneCycleLR when pct_start * total_steps is exactly 1
+            raise ValueError(
+                f"scheduler: the learning-rate schedule cannot be laid over {kwargs.get('total_steps', '?')} optimizer "
+                "steps; train for more steps (trainer.max_epochs, a smaller data.batch_size) or use scheduler=none"
+            ) from error
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,6 +1,6 @@
 """Reference numbers for the reviews recipe: TF-IDF (1-2 grams) + logistic regression.
 
-Fits on the training split of ``ReviewsDataModule`` and reports accuracy and mean absolute
+Fits on the training split of the reviews recipe's data (``data=reviews``) and reports accuracy and mean absolute
 error (in stars) on its validation and test splits, so the numbers compare directly with
 a trained lregloss model. Each C (inverse L2 strength) is fitted; the one with the best
 validation accuracy is marked. Needs scikit-learn (``pip install -e '.[dev]'``).
@@ -18,19 +18,19 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from lregloss.data.reviews import ReviewsDataModule
+from lregloss.app.recipes import recipe_data
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", default=None, help="review CSV (default: the shipped data)")
-    parser.add_argument("--seed", type=int, default=0, help="split seed of ReviewsDataModule")
+    parser.add_argument("--seed", type=int, default=0, help="split seed of the reviews recipe (data.seed)")
     parser.add_argument("--C", type=float, nargs="+", default=[1.0, 3.0, 10.0], help="inverse L2 strengths to fit")
     args = parser.parse_args(argv)
 
-    data = ReviewsDataModule(path=args.path, seed=args.seed)
+    data = recipe_data("reviews", path=args.path, seed=args.seed)
     data.setup("fit")
-    levels = data.levels.numpy()
+    levels = data.labels.numpy()
     splits = {name: rows.numpy() for name, rows in data.split_indices.items()}
     texts = {name: [data.texts[i] for i in rows] for name, rows in splits.items()}
     print(f"rows: train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])}")

@@ -108,6 +108,10 @@ EXPECTED_ROWS = {
         ]
     ],
     "cifar_epoch": [["RegularizedLossModule", "RegularizedLossModule, as the recipe"], ["trainer.validate"]],
+    "tables": [
+        ['TableDataModule.setup("fit")', "lregloss.data.tables.read_table"],
+        ['TextDataModule.setup("fit")', "pyarrow.csv.read_csv", "tokenise", "lregloss.data.tables.read_table"],
+    ],
 }
 
 

@@ -19,7 +19,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from lregloss.data import cifar10, cifar10_files
+from lregloss.data import cifar10
 from lregloss.data.checks import check_batch, check_first_batches
 from lregloss.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD, CIFAR10DataModule, stratified_holdout
 from lregloss.data.cifar10_files import (

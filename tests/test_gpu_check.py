@@ -32,6 +32,7 @@ def test_without_a_gpu_it_says_so(tmp_path):
     assert result.returncode == 2 and "no NVIDIA GPU here" in result.stderr
 
 
+@pytest.mark.slow  # 45 s: four short recipe runs; the GPU check itself runs it on the device
 def test_recipe_mode_runs_the_variants_side_by_side_and_reports_them(cifar_root, tmp_path):  # noqa: F811
     fake = tmp_path / "bin"
     fake.mkdir()

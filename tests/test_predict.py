@@ -96,9 +96,9 @@ def test_the_training_vocabulary_comes_from_the_checkpoint_or_else_from_the_trai
     run_dir, module, datamodule = reviews_run
     checkpoint = run_checkpoint(run_dir)
     saved = torch.load(checkpoint, weights_only=True)
-    assert saved["ReviewsDataModule"]["vocabulary"] == datamodule.vocabulary
+    assert saved["TextDataModule"]["vocabulary"] == datamodule.vocabulary
     write_test_split_csv(tmp_path / "new.csv", datamodule)
-    del saved["ReviewsDataModule"]  # a checkpoint of a release without data module state
+    del saved["TextDataModule"]  # a checkpoint of a release without data module state
     torch.save(saved, tmp_path / "stateless.ckpt")
     for name, flags in (("saved", []), ("refitted", ["--checkpoint", str(tmp_path / "stateless.ckpt")])):
         assert main([str(run_dir), str(tmp_path / "new.csv"), "-o", str(tmp_path / f"{name}.csv"), *flags]) == 0
@@ -117,7 +117,7 @@ def test_every_row_of_a_file_to_predict_gets_a_line_even_without_review_text(rev
     [
         (["{run}", "{tmp}/missing.csv"], r"missing\.csv does not exist"),
         (["{tmp}", "{tmp}/titles.csv"], r"is not a run folder of lregloss-train \(it has no config\.yaml\)"),
-        (["{run}", "{tmp}/titles.csv"], r"titles\.csv lacks the column\(s\) 'Review Text'"),
+        (["{run}", "{tmp}/titles.csv"], r"text: .*titles\.csv has no column 'Review Text'"),
         (["{run}", "{tmp}/titles.csv", "--checkpoint", "{tmp}/titles.csv"], r"--checkpoint .*titles\.csv cannot be read as a checkpoint"),
     ],
 )

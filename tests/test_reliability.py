@@ -24,7 +24,7 @@ from pytorch_lightning.callbacks import Callback
 
 from lregloss.callbacks import LastCheckpoint
 from lregloss.app.checkpointing import SafeCheckpointIO, atomic_save, load_checkpoint, plain
-from lregloss.data import reviews
+from lregloss.data import files
 from lregloss.data.checks import BatchError, check_batch, check_first_batches
 from lregloss.app.error_reporting import ConfigError
 from lregloss.module import DivergenceError
@@ -121,7 +121,7 @@ def test_bad_rating_names_file_and_row(failing_run, tmp_path):
     path.write_text(",Title,Review Text,Rating\n0,t,fine,5\n1,t,bad,7\n")
     status, message = failing_run(f"data.path={path}")
     assert status == 2
-    assert f"{path}, row 2 (line 3): Rating '7' is not an integer star rating in 1..5" in message
+    assert f"{path}, row 2: Rating '7' is not one of the levels 1, 2, 3, 4, 5" in message
 
 
 def test_csv_without_the_required_columns(failing_run, tmp_path):
@@ -129,19 +129,19 @@ def test_csv_without_the_required_columns(failing_run, tmp_path):
     path.write_text(",Title,Text,Stars\n0,t,fine,5\n")
     status, message = failing_run(f"data.path={path}")
     assert status == 2
-    assert "lacks the column(s) 'Review Text', 'Rating'" in message
+    assert f"data.target: {path} has no column 'Rating'; its columns are '', 'Title', 'Text', 'Stars'" in message
 
 
 def test_a_split_that_ends_up_empty(failing_run, tmp_path):
     path = write_reviews_csv(tmp_path / "few.csv", rows=10)  # 2 per rating: 10% of 2 rounds to 0
     status, message = failing_run(f"data.path={path}")
     assert status == 2
-    assert f"data: the val split of {path} is empty: 10 rows with review text" in message
-    assert "give more rows or larger fractions" in message
+    assert f"data: the val split of {path} is empty (10 rows, val_fraction=0.1, test_fraction=0.1)" in message
+    assert "give more rows or other fractions" in message
 
 
 def test_shipped_data_with_a_wrong_checksum(failing_run, monkeypatch):
-    monkeypatch.setattr(reviews, "SHIPPED_SHA256", "0" * 64)
+    monkeypatch.setitem(files.SHIPPED_SHA256, "womens_clothing_reviews.csv.gz", "0" * 64)
     status, message = failing_run("data.path=null")
     assert status == 2
     assert "womens_clothing_reviews.csv.gz has sha256" in message and "expected " + "0" * 64 in message

@@ -1,4 +1,4 @@
-"""The reviews data module and its text features, on a small CSV in the real column format."""
+"""The reviews recipe (data=text on the shipped reviews) and its text features, on a small CSV in the real column format."""
 
 import csv
 import gzip
@@ -11,11 +11,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lregloss.data import reviews
+from lregloss.app.recipes import recipe_data
+from lregloss.data import files
+from lregloss.data.files import ChecksumMismatchError, shipped_path, verify_sha256
+from lregloss.data.labelled_text import TextDataModule
 from lregloss.data.protocol import TaskDataModule
-from lregloss.data.files import shipped_path, verify_sha256
-from lregloss.data.reviews import ReviewsDataModule, stratified_split
-from lregloss.data.files import ChecksumMismatchError
+from lregloss.data.splits import stratified_split
 from lregloss.data.text import PAD, build_vocabulary, encode, tokenize, with_ngrams
 from lregloss.tasks import TaskKind
 
@@ -64,6 +65,11 @@ def reviews_csv(tmp_path):
     return write_csv(tmp_path / "reviews.csv", rows)
 
 
+def reviews_data(**arguments) -> TextDataModule:
+    """The data module of ``data=reviews`` (conf/data/reviews.yaml), with ``arguments`` overriding its config."""
+    return recipe_data("reviews", **arguments)
+
+
 def marker(text: str) -> str:
     return next(token for token in tokenize(text) if token.startswith("doc"))
 
@@ -93,17 +99,17 @@ def test_encode_drops_unknown_features_and_pads_with_zero():
 
 
 def test_split_is_stratified_disjoint_and_seeded(reviews_csv):
-    first = ReviewsDataModule(path=reviews_csv, seed=0, min_count=1)
+    first = reviews_data(path=reviews_csv, seed=0, min_count=1)
     first.setup("fit")
-    again = ReviewsDataModule(path=reviews_csv, seed=0, min_count=1)
+    again = reviews_data(path=reviews_csv, seed=0, min_count=1)
     again.setup("fit")
-    other = ReviewsDataModule(path=reviews_csv, seed=1, min_count=1)
+    other = reviews_data(path=reviews_csv, seed=1, min_count=1)
     other.setup("fit")
 
     rows = first.split_indices
     assert {name: len(rows[name]) for name in ("train", "val", "test")} == {"train": 40, "val": 5, "test": 5}
     for name, per_level in (("train", 8), ("val", 1), ("test", 1)):
-        assert torch.bincount(first.levels[rows[name]], minlength=5).tolist() == [per_level] * 5
+        assert torch.bincount(first.labels[rows[name]], minlength=5).tolist() == [per_level] * 5
     assert sorted(torch.cat(list(rows.values())).tolist()) == list(range(50))
     for name in rows:
         assert torch.equal(rows[name], again.split_indices[name])
@@ -111,17 +117,17 @@ def test_split_is_stratified_disjoint_and_seeded(reviews_csv):
 
 
 def test_rows_without_review_text_are_dropped(reviews_csv):
-    data = ReviewsDataModule(path=reviews_csv)
+    data = reviews_data(path=reviews_csv)
     data.setup("fit")
-    assert len(data.texts) == 50 == len(data.levels)
+    assert len(data.texts) == 50 == len(data.labels)
     assert not any(text.startswith(("Lost text", "Blank text", "missing900")) for text in data.texts)
     assert data.texts[1] == 'Nice top\ndoc1 this top is poor, "really" poor!\nwould buy again? maybe'
     assert data.texts[0].startswith("\ndoc0 ")  # empty title
-    assert data.levels[:5].tolist() == [0, 1, 2, 3, 4]
+    assert data.labels[:5].tolist() == [0, 1, 2, 3, 4]
 
 
 def test_vocabulary_comes_from_the_training_split_only(reviews_csv):
-    data = ReviewsDataModule(path=reviews_csv, min_count=1)
+    data = reviews_data(path=reviews_csv, min_count=1)
     data.setup("fit")
     vocabulary = set(data.vocabulary)
     for name, present in (("train", True), ("val", False), ("test", False)):
@@ -133,18 +139,18 @@ def test_vocabulary_comes_from_the_training_split_only(reviews_csv):
 
 
 def test_min_count_and_max_vocab_shrink_the_vocabulary(reviews_csv):
-    data = ReviewsDataModule(path=reviews_csv, min_count=2, max_vocab=10)
+    data = reviews_data(path=reviews_csv, min_count=2, max_vocab=10)
     data.setup("fit")
     assert len(data.vocabulary) == 10
     assert not any(token.startswith("doc") for token in data.vocabulary)
 
 
 def test_task_and_batches(reviews_csv):
-    data = ReviewsDataModule(path=reviews_csv, batch_size=16, min_count=1)
+    data = reviews_data(path=reviews_csv, batch_size=16, min_count=1)
     data.setup("fit")
     assert isinstance(data, TaskDataModule)
     assert data.task.kind is TaskKind.ORDINAL and data.task.size == 5
-    assert data.task.names == ("1 star", "2 stars", "3 stars", "4 stars", "5 stars")
+    assert data.task.names == ("1", "2", "3", "4", "5")
     assert data.task.class_counts == (8, 8, 8, 8, 8)
 
     batches = list(data.train_dataloader())
@@ -162,14 +168,14 @@ def test_task_and_batches(reviews_csv):
     ids, level = next(iter(data.test_dataloader()))
     assert len(level) == 5
     rows = data.split_indices["test"].tolist()
-    assert level.tolist() == data.levels[rows].tolist()
+    assert level.tolist() == data.labels[rows].tolist()
     index = {feature: i for i, feature in enumerate(data.vocabulary)}
     first = [index[f] for f in with_ngrams(tokenize(data.texts[rows[0]]), 2) if f in index]
     assert ids[0, : len(first)].tolist() == first and not ids[0, len(first) :].any()
 
 
 def test_training_batches_are_shuffled_by_seed_and_epoch(reviews_csv):
-    data = ReviewsDataModule(path=reviews_csv, batch_size=40, min_count=1)
+    data = reviews_data(path=reviews_csv, batch_size=40, min_count=1)
     data.setup("fit")
 
     def first_batch(seed: int, epoch: int) -> torch.Tensor:
@@ -189,40 +195,53 @@ def test_training_batches_are_shuffled_by_seed_and_epoch(reviews_csv):
 
 
 def test_max_tokens_truncates_before_ngrams(reviews_csv):
-    data = ReviewsDataModule(path=reviews_csv, max_tokens=2, min_count=1)
+    data = reviews_data(path=reviews_csv, max_tokens=2, min_count=1)
     data.setup("fit")
     assert data.datasets["train"].tensors[0].shape[1] == 3  # 2 tokens and their bigram
     assert "this top" not in data.vocabulary
 
 
 def test_setup_runs_once(reviews_csv):
-    data = ReviewsDataModule(path=reviews_csv)
+    data = reviews_data(path=reviews_csv)
     data.setup("fit")
     vocabulary = data.vocabulary
     data.setup("test")
     assert data.vocabulary is vocabulary
 
 
-def test_missing_columns_name_the_file_and_columns(tmp_path):
-    header = [c for c in HEADER if c not in ("Title", "Rating")]
-    path = write_csv(tmp_path / "partial.csv", [[0, 1, 30, "text", 1, 0, "a", "b", "c"]], header=header)
-    with pytest.raises(ValueError, match=r"partial\.csv lacks the column\(s\) 'Title', 'Rating'"):
-        ReviewsDataModule(path=path).setup("fit")
+@pytest.mark.parametrize(
+    "missing, message",
+    [(("Title", "Rating"), r"target: .*partial\.csv has no column 'Rating'; its columns are ''"),
+     (("Title",), r"text: .*partial\.csv has no column 'Title'")],
+)  # fmt: skip
+def test_missing_columns_name_the_file_and_columns(tmp_path, missing, message):
+    header = [c for c in HEADER if c not in missing]
+    path = write_csv(tmp_path / "partial.csv", [[0] * len(header)], header=header)
+    with pytest.raises(ValueError, match=message):
+        reviews_data(path=path).setup("fit")
 
 
-@pytest.mark.parametrize("rating", ["6", "0", "4.5", "", "five"])
+@pytest.mark.parametrize("rating", ["6", "0", "4.5", "five"])
 def test_bad_rating_names_the_file_and_row(tmp_path, rating):
     rows = [review_row(n, "t", f"text {n}", 5) for n in range(4)]
     rows.insert(2, review_row(7, "t", "bad rating", rating))
     path = write_csv(tmp_path / "ratings.csv", rows)
-    with pytest.raises(ValueError, match=rf"ratings\.csv, row 3 .*Rating '{rating}' .*1\.\.5"):
-        ReviewsDataModule(path=path).setup("fit")
+    with pytest.raises(ValueError, match=rf"ratings\.csv, row 3: Rating '{rating}' is not one of the levels 1, 2, 3, 4, 5"):
+        reviews_data(path=path).setup("fit")
+
+
+def test_a_row_without_a_rating_is_dropped(tmp_path):
+    rows = [review_row(n, "t", f"text {n} {MOOD[n % 5 + 1]}", n % 5 + 1) for n in range(50)]
+    rows.insert(2, review_row(7, "t", "no rating", ""))
+    data = reviews_data(path=write_csv(tmp_path / "ratings.csv", rows), min_count=1)
+    data.setup("fit")
+    assert len(data.texts) == 50 and not any("no rating" in text for text in data.texts)
 
 
 def test_gzip_csv_is_read(tmp_path, reviews_csv):
     packed = tmp_path / "reviews.csv.gz"
     packed.write_bytes(gzip.compress(open(reviews_csv, "rb").read()))
-    data = ReviewsDataModule(path=str(packed))
+    data = reviews_data(path=str(packed))
     data.setup("fit")
     assert len(data.texts) == 50
 
@@ -230,7 +249,6 @@ def test_gzip_csv_is_read(tmp_path, reviews_csv):
 @pytest.mark.parametrize(
     "arguments, name",
     [
-        ({"num_classes": 4}, "num_classes"),
         ({"batch_size": 0}, "batch_size"),
         ({"ngrams": 0}, "ngrams"),
         ({"min_count": 0}, "min_count"),
@@ -244,7 +262,7 @@ def test_gzip_csv_is_read(tmp_path, reviews_csv):
 )
 def test_bad_arguments_are_refused_eagerly(arguments, name):
     with pytest.raises(ValueError, match=name):
-        ReviewsDataModule(**arguments)
+        TextDataModule(path="reviews.csv", **arguments)
 
 
 def test_stratified_split_rounds_per_level():
@@ -255,9 +273,9 @@ def test_stratified_split_rounds_per_level():
 
 
 def test_checksum_mismatch_names_the_file_and_the_fix(monkeypatch):
-    monkeypatch.setattr(reviews, "SHIPPED_SHA256", "0" * 64)
+    monkeypatch.setitem(files.SHIPPED_SHA256, "womens_clothing_reviews.csv.gz", "0" * 64)
     with pytest.raises(ChecksumMismatchError, match=r"womens_clothing_reviews\.csv\.gz has sha256 \w+, expected 0{64}.*Reinstall"):
-        ReviewsDataModule().setup("fit")
+        reviews_data().setup("fit")
 
 
 def test_verify_sha256_passes_a_matching_file(tmp_path):
@@ -269,12 +287,12 @@ def test_verify_sha256_passes_a_matching_file(tmp_path):
 
 
 def test_shipped_data_loads_with_the_documented_sizes():
-    data = ReviewsDataModule()
+    data = reviews_data()
     data.setup("fit")
     assert len(data.texts) == 22_641
     sizes = {name: len(rows) for name, rows in data.split_indices.items()}
     assert sizes == {"train": 18_113, "val": 2_264, "test": 2_264}
-    assert torch.bincount(data.levels).tolist() == [821, 1549, 2823, 4908, 12540]
+    assert torch.bincount(data.labels).tolist() == [821, 1549, 2823, 4908, 12540]
     assert sum(data.task.class_counts) == 18_113
     assert data.input_size == len(data.vocabulary) == 31_952
 
@@ -285,7 +303,7 @@ def test_shipped_file_matches_the_source_csv():
         pytest.skip(f"{source} is absent")
     with open(source, newline="", encoding="utf-8") as handle:
         expected = [[row[""], row["Title"], row["Review Text"], row["Rating"]] for row in csv.DictReader(handle)]
-    with gzip.open(shipped_path(reviews.SHIPPED_FILE), "rt", newline="", encoding="utf-8") as handle:
+    with gzip.open(shipped_path("womens_clothing_reviews.csv.gz"), "rt", newline="", encoding="utf-8") as handle:
         shipped = list(csv.reader(handle))
     assert shipped[0] == ["", "Title", "Review Text", "Rating"]
     assert shipped[1:] == expected
@@ -293,7 +311,7 @@ def test_shipped_file_matches_the_source_csv():
 
 @pytest.mark.parametrize(
     "config, target",
-    [("data/reviews.yaml", ReviewsDataModule), ("model/bag_of_ngrams.yaml", "lregloss.models.text.BagOfNgrams")],
+    [("data/text.yaml", TextDataModule), ("model/bag_of_ngrams.yaml", "lregloss.models.text.BagOfNgrams")],
 )
 def test_config_repeats_the_code_defaults(config, target):
     if isinstance(target, str):
@@ -303,8 +321,16 @@ def test_config_repeats_the_code_defaults(config, target):
     values = OmegaConf.to_container(OmegaConf.load(CONF / config))
     defaults = inspect.signature(target).parameters
     for key, value in values.items():
-        if not key.startswith("_"):
+        if not key.startswith("_") and value != "???":  # ???: what the user must give
             assert value == defaults[key].default, key
+    if target is TextDataModule:
+        assert {key for key in values if not key.startswith("_")} == set(defaults)
+
+
+def test_the_reviews_recipe_sets_only_arguments_of_the_text_module():
+    values = OmegaConf.to_container(OmegaConf.load(CONF / "data" / "reviews.yaml"))
+    assert values.pop("_target_") == "lregloss.data.labelled_text.TextDataModule"
+    assert set(values) == set(inspect.signature(TextDataModule).parameters)
 
 
 def test_baseline_script_reports_both_splits(reviews_csv):

@@ -48,13 +48,14 @@ def innermost(error: BaseException) -> BaseException:
 def keyed_message(key: str, node: DictConfig | None, error: BaseException) -> str:
     """One line naming the config key of a failed argument check.
 
-    Argument checks in lregloss start with the argument's name (``margin must be ...``). When
+    Argument checks in lregloss start with the argument's name (``margin must be ...``,
+    ``target: file.csv has no column ...``). When
     that first word is a key of ``node``, it is written as the full key (``loss.margin must be
     ...``); otherwise the message follows ``key:``.
     """
     cause = innermost(error)
     message = one_line(str(cause)) or type(cause).__name__
-    first = message.split(" ", 1)[0]
+    first = message.split(" ", 1)[0].removesuffix(":")
     if node is not None and first.isidentifier() and first in node:
         return f"{key}.{message}"
     return f"{key}: {message}"

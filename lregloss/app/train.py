@@ -39,7 +39,7 @@ from lregloss.app.resume import resumed_config
 from lregloss.data.checks import check_first_batches
 from lregloss.losses import Loss
 from lregloss.module import DivergenceError, RegularizedLossModule
-from lregloss.tasks import Task
+from lregloss.tasks import Task, TaskKind
 from lregloss.validation import check_positive, writable_folder_problem
 
 log = logging.getLogger(__name__)
@@ -279,6 +279,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.prepare_data()
         datamodule.setup("fit")
         check_first_batches(datamodule, datamodule.task)
+    if resolve_monitor(cfg, datamodule.task) and is_global_zero():
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     module = build_module(cfg, datamodule.task, datamodule.input_size)
     purge_step = checkpoint_step(checkpoint) if checkpoint else None
     loggers: list[Logger] = instantiate_loggers(cfg.get("logger"), purge_step)
@@ -303,6 +305,34 @@ def train(cfg: DictConfig) -> dict[str, float]:
             (output_dir / "results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     log.info("final metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
     return metrics
+
+
+AUTO = "auto"
+TASK_MONITORS = {  # monitor.metric=auto: the validation metric of each task kind, and its direction
+    TaskKind.MULTICLASS: ("val/acc", "max"),
+    TaskKind.ORDINAL: ("val/acc", "max"),
+    TaskKind.MULTILABEL: ("val/hamming", "min"),
+    TaskKind.REGRESSION: ("val/rmse", "min"),
+}
+LOWER_IS_BETTER = ("loss", "mae", "rmse", "hamming", "ece")  # monitor.mode=auto: min for these, max otherwise
+
+
+def resolve_monitor(cfg: DictConfig, task: Task) -> bool:
+    """Fill ``monitor.metric`` and ``monitor.mode`` where they are ``auto``; True where one was.
+
+    ``metric=auto`` takes the task's metric (``TASK_MONITORS``: val/acc for classes and
+    levels, val/hamming for attributes, val/rmse for real values); ``mode=auto`` minimises a
+    metric whose last name part is a loss or an error (``LOWER_IS_BETTER``), maximises others.
+    """
+    metric, mode = cfg.monitor.metric, cfg.monitor.mode
+    if metric == AUTO:
+        metric, task_mode = TASK_MONITORS[task.kind]
+        mode = task_mode if mode == AUTO else mode
+    elif mode == AUTO:
+        mode = "min" if metric.rsplit("/", 1)[-1] in LOWER_IS_BETTER else "max"
+    changed = (metric, mode) != (cfg.monitor.metric, cfg.monitor.mode)
+    cfg.monitor.metric, cfg.monitor.mode = metric, mode
+    return changed
 
 
 def monitored_value(cfg: DictConfig, metrics: dict[str, float]) -> float:

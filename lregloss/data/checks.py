@@ -1,6 +1,6 @@
 """A cheap guard for any data module: its first batches must fit the task it declares.
 
-Data modules check their own files at setup, naming file and row (see ``ReviewsDataModule``);
+Data modules check their own files at setup, naming file and row (see ``TextDataModule``);
 this guard catches the same mistakes in a user's data module before training starts, from
 one batch of each loader: targets outside the task's range, inputs holding NaN or inf. It
 is not repeated per step.

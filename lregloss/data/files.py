@@ -19,6 +19,12 @@ class ChecksumMismatchError(ValueError):
     """
 
 
+# The data files shipped in lregloss/data/assets that data configs read by name (see its README.md).
+SHIPPED_SHA256 = {
+    "womens_clothing_reviews.csv.gz": "9a9e641e54bb9844cb15dbfe2cbed86af9d6c30c70dade926cd31ab52c7aabb5",
+}
+
+
 def shipped_path(file_name: str) -> Path:
     """Where the shipped data file ``file_name`` lies inside the installed package (``lregloss/data/assets``)."""
     return Path(str(resources.files("lregloss.data").joinpath("assets", file_name)))
@@ -42,6 +48,18 @@ def verify_sha256(path: Path, expected: str, own_data_hint: str) -> None:
             f"{path} has sha256 {digest}, expected {expected}: the shipped data is damaged or was changed. "
             f"Reinstall lregloss (pip install --force-reinstall lregloss), or {own_data_hint}"
         )
+
+
+def verify_shipped(path: Path, own_data_hint: str) -> None:
+    """`verify_sha256` of a file of ``SHIPPED_SHA256``, by its name.
+
+    Raises:
+        ValueError: the file is not one of them.
+        ChecksumMismatchError: its digest differs.
+    """
+    if path.name not in SHIPPED_SHA256:
+        raise ValueError(f"shipped_file {path.name!r} is not shipped with lregloss; use one of {', '.join(SHIPPED_SHA256)}")
+    verify_sha256(path, SHIPPED_SHA256[path.name], own_data_hint)
 
 
 def open_text(path: Path, newline: str | None = None) -> IO[str]:

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from lregloss.data.reviews import ReviewsDataModule
+from lregloss.data.labelled_text import TextDataModule
 
 L1_C = 2.0  # inverse strength; the best validation accuracy of C = 1, 2, 3, 5
 L2_C = 3.0  # the best validation accuracy of C = 1, 3, 10 (scripts/baseline_reviews.py)
@@ -35,14 +35,14 @@ class ReferenceFit:
     seconds: float
 
 
-def reference_fits(data: ReviewsDataModule) -> list[ReferenceFit]:
+def reference_fits(data: TextDataModule) -> list[ReferenceFit]:
     """L1 (saga) and L2 (lbfgs) multinomial logistic regression on TF-IDF (1-2 grams) of ``data``'s split.
 
     ``data`` must be set up. The vectorizer is scikit-learn's own (words of 2+ characters,
     every 1-2 gram of the training split), as the usual baseline is run.
     """
     rows = {name: data.split_indices[name].tolist() for name in ("train", "val", "test")}
-    levels = data.levels.numpy()
+    levels = data.labels.numpy()
     vectorizer = TfidfVectorizer(ngram_range=(1, 2))
     features = {"train": vectorizer.fit_transform([data.texts[i] for i in rows["train"]])}
     features.update({name: vectorizer.transform([data.texts[i] for i in rows[name]]) for name in ("val", "test")})
