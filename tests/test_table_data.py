@@ -239,3 +239,12 @@ def test_text_attributes_from_a_list_of_0_1_columns(tmp_path):
     data.setup("fit")
     assert (data.task.kind, data.task.names) == (TaskKind.MULTILABEL, ("urgent", "angry"))
     assert data.datasets["train"].tensors[1].shape[1] == 2
+
+
+def test_hundreds_of_small_classes_still_get_validation_and_test_rows(tmp_path):
+    rows = [{"text": f"word{label} filler", "label": f"class{label:03d}"} for label in range(300) for _ in range(3)]
+    write_csv(tmp_path / "many.csv", rows)
+    data = TextDataModule(path=str(tmp_path / "many.csv"), text="text", target="label", min_count=1)
+    data.setup("fit")
+    assert data.task.size == 300 and min(data.task.class_counts) >= 1  # every class keeps a training row
+    assert {name: len(part) for name, part in data.split_indices.items()} == {"train": 720, "val": 90, "test": 90}

@@ -69,8 +69,8 @@ class ImageFolderDataModule(InMemorySplitsDataModule):
 
     Split: without split folders, stratified by class and deterministic for ``seed``: within
     each class the images are shuffled by ``torch.Generator().manual_seed(seed)`` and cut into
-    ``round(val_fraction * n)`` for validation, ``round(test_fraction * n)`` for testing and
-    the rest for training (`stratified_split`). With split folders, each split is its folder;
+    about ``val_fraction * n`` for validation, ``test_fraction * n`` for testing and the rest
+    (at least one) for training (`stratified_split`). With split folders, each split is its folder;
     a missing ``val/`` or ``test/`` is split off ``train/`` the same way.
 
     Batches from the loaders are ``(images, labels)``: uint8 (B, 3, S, S) and int64 (B,), one
@@ -209,16 +209,10 @@ class ImageFolderDataModule(InMemorySplitsDataModule):
             if len(self.split_indices[name]) == 0:
                 raise ValueError(
                     f"the {name} split of {self.root} is empty: {len(labels)} images of {len(listing.classes)} classes, "
-                    f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, rounded per class; "
+                    f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}; "
                     "give more images or larger fractions"
                 )
-        counts = torch.bincount(labels[self.split_indices["train"]], minlength=len(listing.classes))
-        if (counts == 0).any():
-            empty = listing.classes[int((counts == 0).nonzero()[0])]
-            raise ValueError(
-                f"class {empty!r} of {self.root} has no training image after the split; give it more images "
-                "(or smaller val_fraction and test_fraction)"
-            )
+        counts = torch.bincount(labels[self.split_indices["train"]], minlength=len(listing.classes))  # each >= 1
         for name in SPLITS:
             rows = self.split_indices[name]
             self.datasets[name] = TensorDataset(images[rows], labels[rows])

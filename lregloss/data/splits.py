@@ -8,23 +8,50 @@ import torch
 from torch import Tensor
 
 
+def stratified_sizes(counts: Sequence[int], fractions: Sequence[float]) -> list[list[int]]:
+    """How many rows of each class each held-out part takes: sizes[k][c] for fraction k, class c.
+
+    Part k takes floor(fractions[k] * n_c) rows of class c, plus one more from the classes
+    with the largest remainders (then the most rows left, then the lowest index) until the
+    part holds round(fractions[k] * N) rows, N = sum n_c: the shares of the classes are kept
+    as closely as whole rows allow, and a data set of many small classes still gets held-out
+    parts of the asked size. A class always keeps at least one row for training.
+    """
+    left = list(counts)
+    sizes = []
+    for fraction in fractions:
+        exact = [fraction * count for count in counts]
+        size = [min(int(value), max(rows - 1, 0)) for value, rows in zip(exact, left)]
+        missing = round(fraction * sum(counts)) - sum(size)
+        for c in sorted(range(len(counts)), key=lambda c: (size[c] - exact[c], -left[c], c)):
+            if missing <= 0:
+                break
+            if size[c] < left[c] - 1:
+                size[c] += 1
+                missing -= 1
+        left = [rows - taken for rows, taken in zip(left, size)]
+        sizes.append(size)
+    return sizes
+
+
 def stratified_split(levels: Tensor, fractions: Sequence[float], seed: int) -> list[Tensor]:
-    """Split row indices into len(fractions) + 1 disjoint parts, stratified by level.
+    """Split row indices into len(fractions) + 1 disjoint parts, stratified by level (class).
 
     Within each level the rows are shuffled by a ``torch.Generator`` seeded with ``seed``;
-    part k takes round(fractions[k] * n_level) of them, the last part the rest. Each part
-    is returned sorted.
+    part k takes `stratified_sizes` of them (about fractions[k] * n_level), the last part
+    the rest. Each part is returned sorted.
     """
     generator = torch.Generator().manual_seed(seed)
+    classes, counts = levels.unique(sorted=True, return_counts=True)
+    sizes = stratified_sizes(counts.tolist(), fractions)
     parts: list[list[Tensor]] = [[] for _ in range(len(fractions) + 1)]
-    for level in levels.unique(sorted=True):
+    for c, level in enumerate(classes):
         rows = (levels == level).nonzero().squeeze(1)
         rows = rows[torch.randperm(len(rows), generator=generator)]
         start = 0
-        for k, fraction in enumerate(fractions):
-            size = round(fraction * len(rows))
-            parts[k].append(rows[start : start + size])
-            start += size
+        for k in range(len(fractions)):
+            parts[k].append(rows[start : start + sizes[k][c]])
+            start += sizes[k][c]
         parts[-1].append(rows[start:])
     return [torch.cat(part).sort().values for part in parts]
 
