@@ -98,6 +98,7 @@ def tokenised(texts: list[str]) -> list[list[str]]:
 
 
 def medians_note(timings: dict[str, Timing], rows: int) -> str:
+    """Each variant's median time and rows per second, the absolute numbers behind the ratios."""
     return "Medians: " + ", ".join(
         f"{name} {timing.median:.3g} s ({rows / timing.median:,.0f} rows/s)" for name, timing in timings.items()
     ) + "."  # fmt: skip
@@ -151,6 +152,10 @@ def text_table(path: Path, rows: int, repeats: int, target: float | None, unit: 
     table.add("tokenise", timings["tokenise"], baseline)
     table.add(LREGLOSS_READ, timings[LREGLOSS_READ], timings[BARE_READ])
     table.notes.append(medians_note(timings, rows))
+    table.notes.append(
+        "Garbage collection is off while a sample runs (`time_variants`); in a training run it is on and adds to "
+        "both sides, the module's more, as it builds more Python objects (the vocabulary count, the id lists)."
+    )
     return table
 
 

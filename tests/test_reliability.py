@@ -133,10 +133,10 @@ def test_csv_without_the_required_columns(failing_run, tmp_path):
 
 
 def test_a_split_that_ends_up_empty(failing_run, tmp_path):
-    path = write_reviews_csv(tmp_path / "few.csv", rows=10)  # 2 per rating: 10% of 2 rounds to 0
+    path = write_reviews_csv(tmp_path / "few.csv", rows=4)  # 10% of 4 rows rounds to 0
     status, message = failing_run(f"data.path={path}")
     assert status == 2
-    assert f"data: the val split of {path} is empty (10 rows, val_fraction=0.1, test_fraction=0.1)" in message
+    assert f"data: the val split of {path} is empty (4 rows, val_fraction=0.1, test_fraction=0.1)" in message
     assert "give more rows or other fractions" in message
 
 
