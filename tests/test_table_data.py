@@ -248,3 +248,16 @@ def test_hundreds_of_small_classes_still_get_validation_and_test_rows(tmp_path):
     data.setup("fit")
     assert data.task.size == 300 and min(data.task.class_counts) >= 1  # every class keeps a training row
     assert {name: len(part) for name, part in data.split_indices.items()} == {"train": 720, "val": 90, "test": 90}
+
+
+def test_a_quoted_value_with_a_line_break_is_read_whole_and_plain_files_take_the_parallel_parser(tmp_path):
+    from lregloss.data.tables import may_quote_newlines
+
+    plain = write_csv(tmp_path / "plain.csv", house_rows(20))
+    assert not may_quote_newlines(plain)
+    rows = [{"text": f"line one {index}\nline two", "label": index % 2} for index in range(40)]
+    quoted = write_csv(tmp_path / "quoted.csv", rows)
+    assert may_quote_newlines(quoted)
+    data = TextDataModule(path=str(quoted), text="text", target="label", min_count=1)
+    data.setup("fit")
+    assert len(data.texts) == 40 and all(text.endswith("\nline two") for text in data.texts)

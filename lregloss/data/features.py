@@ -89,31 +89,36 @@ class FeatureEncoder:
         return cls(numeric, torch.tensor(means, dtype=torch.float64), torch.tensor(stds, dtype=torch.float64), categories)
 
     def encode(self, table: pa.Table) -> Tensor:
-        """The (N, width) float32 features of ``table``'s rows; counts the imputed values in ``missing``."""
+        """The (N, width) float32 features of ``table``'s rows; counts the imputed values in ``missing``.
+
+        One float64 pass per numeric column, written into the float32 output: no (N, F)
+        float64 block.
+        """
         self.missing = {}
-        parts: list[Tensor] = []
-        if self.numeric:
-            values = np.column_stack(
-                [pc.cast(table[name], pa.float64()).to_numpy(zero_copy_only=False) for name in self.numeric]
-            )
-            block = torch.from_numpy(np.ascontiguousarray(values))
-            gaps = torch.isnan(block)
-            self.missing.update(
-                {name: int(count) for name, count in zip(self.numeric, gaps.sum(dim=0).tolist()) if count}
-            )
-            block = torch.where(gaps, self.mean, block)
-            parts.append(((block - self.mean) / self.std).float())
+        out = np.zeros((table.num_rows, self.width), dtype=np.float32)
+        for column, name in enumerate(self.numeric):
+            values = pc.cast(table[name], pa.float64()).to_numpy(zero_copy_only=False)
+            values = values.copy() if not values.flags.writeable else values
+            gaps = np.isnan(values)
+            values -= float(self.mean[column])
+            values /= float(self.std[column])
+            count = int(np.count_nonzero(gaps))
+            if count:
+                self.missing[name] = count
+                values[gaps] = 0.0  # imputed with the training mean
+            out[:, column] = values
+        start = len(self.numeric)
         for name, kept in self.categories.items():
             column = pc.cast(table[name], pa.string())
             gaps = int(pc.sum(missing_mask(column)).as_py() or 0)
             if gaps:
                 self.missing[name] = gaps
             index = pc.fill_null(pc.index_in(column, value_set=pa.array(kept, pa.string())), -1)
-            index = torch.from_numpy(index.to_numpy(zero_copy_only=False).astype(np.int64))
-            one_hot = torch.zeros(len(index), len(kept) + 1)
-            one_hot[torch.arange(len(index)), index] = 1  # index -1 (unseen, missing) lands in the last column
-            parts.append(one_hot[:, :-1])
-        return torch.cat(parts, dim=1) if parts else torch.zeros(table.num_rows, 0)
+            index = index.to_numpy(zero_copy_only=False).astype(np.int64)
+            rows = np.flatnonzero(index >= 0)
+            out[rows, start + index[rows]] = 1.0  # unseen or missing: all zeros
+            start += len(kept)
+        return torch.from_numpy(out)
 
     def state_dict(self) -> dict[str, Any]:
         """Plain containers and tensors (``torch.load(weights_only=True)`` reads them)."""

@@ -118,7 +118,8 @@ def read_labelled_rows(
     dropped = table.num_rows - len(rows)
     if dropped:
         log.info("%s: %d of %d rows dropped (no target%s)", path, dropped, table.num_rows, "" if keep is None else ", or no text")
-    table = table.filter(kept)
+    if dropped:
+        table = table.filter(kept)
     if table.num_rows == 0:
         raise ValueError(f"{path} holds no row with a target ({', '.join(targets)})")
     labelled = read_targets(table.select(targets), targets, rows, path, task, levels)

@@ -9,6 +9,7 @@ ones that exist.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,13 +27,28 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in PARQUET_SUFFIXES
 
 
-def _csv_options(path: Path) -> tuple[pa_csv.ReadOptions, pa_csv.ParseOptions]:
+def may_quote_newlines(path: Path) -> bool:
+    """False where no value of an uncompressed CSV can hold a line break: no ``"`` after its first line.
+
+    A quoted value spanning lines closes with a quote after a line break; without one,
+    pyarrow may split the file into blocks at any line break and parse them in parallel.
+    """
+    if path.suffix.lower() in COMPRESSION_SUFFIXES or path.stat().st_size == 0:
+        return True
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        end = data.find(b"\n")
+        return end >= 0 and data.find(b'"', end + 1) >= 0
+
+
+def _csv_options(path: Path, newlines_in_values: bool | None = None) -> tuple[pa_csv.ReadOptions, pa_csv.ParseOptions]:
     suffixes = [suffix.lower() for suffix in path.suffixes]
     if suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
         suffixes = suffixes[:-1]
     delimiter = "\t" if suffixes and suffixes[-1] == ".tsv" else ","
-    # Quoted values may hold newlines (review texts do).
-    return pa_csv.ReadOptions(), pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+    # Quoted values may hold newlines (review texts do); pyarrow then parses them serially.
+    if newlines_in_values is None:
+        newlines_in_values = may_quote_newlines(path)
+    return pa_csv.ReadOptions(), pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines_in_values)
 
 
 def existing_file(path: str, hint: str = "") -> Path:
@@ -67,7 +83,7 @@ def table_columns(path: Path) -> list[str]:
     try:
         if is_parquet(path):
             return list(pa_parquet.read_schema(path).names)
-        read_options, parse_options = _csv_options(path)
+        read_options, parse_options = _csv_options(path, newlines_in_values=True)  # the header alone: no scan
         return list(pa_csv.open_csv(path, read_options=read_options, parse_options=parse_options).schema.names)
     except (pa.ArrowException, OSError) as error:
         raise _unreadable(path, error) from error

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import chain, repeat
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -48,7 +50,7 @@ def build_vocabulary(documents: Iterable[Sequence[str]], min_count: int, max_voc
         min_count: the fewest occurrences, over all documents, a feature needs to be kept.
         max_vocab: the most entries, or None for no cap.
     """
-    counts = Counter(feature for document in documents for feature in document)
+    counts = Counter(chain.from_iterable(documents))
     kept = sorted((f for f, c in counts.items() if c >= min_count), key=lambda f: (-counts[f], f))
     if max_vocab is not None:
         kept = kept[: max_vocab - 1]
@@ -66,9 +68,13 @@ def encode(documents: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> Ten
     L is the longest encoded document (at least 1).
     """
     index = {feature: i for i, feature in enumerate(vocabulary)}
-    rows = [[index[f] for f in document if f in index] for document in documents]
-    width = max((len(row) for row in rows), default=0) or 1
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return ids
+    lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
+    flat = np.fromiter(map(index.get, chain.from_iterable(documents), repeat(0)), dtype=np.int64, count=int(lengths.sum()))
+    rows = np.repeat(np.arange(len(documents)), lengths)
+    known = flat != 0  # id 0 is padding: unseen features are dropped
+    flat, rows = flat[known], rows[known]
+    kept = np.bincount(rows, minlength=len(documents))
+    starts = np.concatenate(([0], np.cumsum(kept)[:-1]))
+    ids = np.zeros((len(documents), int(kept.max(initial=0)) or 1), dtype=np.int64)
+    ids[rows, np.arange(len(flat)) - starts[rows]] = flat
+    return torch.from_numpy(ids)
