@@ -18,7 +18,7 @@ from lregloss.data.cifar10_files import (
     read_batch,
     read_cifar10,
 )
-from lregloss.data.image_files import IMAGE_SUFFIXES, image_files, is_image_file, read_image
+from lregloss.data.image_files import IMAGE_SUFFIXES, image_inputs, read_image
 from lregloss.data.image_batches import normalize, random_flip, random_translate
 from lregloss.data.in_memory import InMemorySplitsDataModule, NewInputs
 from lregloss.tasks import Task
@@ -187,15 +187,12 @@ class CIFAR10DataModule(InMemorySplitsDataModule):
 
     def read_new_inputs(self, path: Path) -> NewInputs:
         height, width = IMAGE_SHAPE[1:]
-        if path.is_dir():
-            files = image_files(path)
-            names = [file.relative_to(path).as_posix() for file in files]
-        elif is_image_file(path):
-            files, names = [path], [path.name]
-        else:
+        found = image_inputs(path)
+        if found is None:
             fix = f"Give a batch file of the python layout (such as test_batch), an image file ({', '.join(IMAGE_SUFFIXES)}) or a folder of them"
             images, _ = read_batch(path, fix)
             return NewInputs(TensorDataset(images), {"row": list(range(1, len(images) + 1))})
+        files, names = found
         images = torch.stack([read_image(file, height, width) for file in files])
         return NewInputs(TensorDataset(images), {"file": names})
 

@@ -26,6 +26,23 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
+def image_inputs(path: Path) -> tuple[list[Path], list[str]] | None:
+    """The images a path to predict names, and what names each in the output.
+
+    A folder: its image files (`image_files`), named by their paths relative to it; an image
+    file: itself, named by its file name; any other file: None.
+
+    Raises:
+        ValueError: a folder without an image file.
+    """
+    if path.is_dir():
+        files = image_files(path)
+        return files, [file.relative_to(path).as_posix() for file in files]
+    if is_image_file(path):
+        return [path], [path.name]
+    return None
+
+
 def read_image(path: Path, height: int, width: int) -> Tensor:
     """The RGB pixels of an image file as uint8 (3, height, width), resized (antialiased) where its size differs.
 

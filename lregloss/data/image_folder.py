@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 
 from lregloss.data.cifar10_files import default_root
 from lregloss.data.image_batches import normalize, random_flip, random_translate
-from lregloss.data.image_files import IMAGE_SUFFIXES, image_files, is_image_file, read_image
+from lregloss.data.image_files import IMAGE_SUFFIXES, image_inputs, read_image
 from lregloss.data.image_folder_files import SPLITS, ImageFolderListing, cache_file, decode_images, list_image_folder
 from lregloss.data.in_memory import InMemorySplitsDataModule, NewInputs
 from lregloss.data.splits import stratified_split
@@ -298,13 +298,10 @@ class ImageFolderDataModule(InMemorySplitsDataModule):
         return True
 
     def read_new_inputs(self, path: Path) -> NewInputs:
-        if path.is_dir():
-            files = image_files(path)
-            names = [file.relative_to(path).as_posix() for file in files]
-        elif is_image_file(path):
-            files, names = [path], [path.name]
-        else:
+        found = image_inputs(path)
+        if found is None:
             raise ValueError(f"{path} is not an image file ({', '.join(IMAGE_SUFFIXES)}); give an image or a folder of them")
+        files, names = found
         images = torch.stack([read_image(file, self.image_size, self.image_size) for file in files])
         return NewInputs(TensorDataset(images), {"file": names})
 
