@@ -17,7 +17,7 @@ from lregloss.data.files import ChecksumMismatchError, shipped_path, verify_sha2
 from lregloss.data.labelled_text import TextDataModule
 from lregloss.data.protocol import TaskDataModule
 from lregloss.data.splits import stratified_split
-from lregloss.data.text import PAD, build_vocabulary, encode, tokenize, with_ngrams
+from lregloss.data.text import PAD, NgramBags, tokenize, with_ngrams
 from lregloss.tasks import TaskKind
 
 from conftest import CONF, ROOT, SHARED_DATA
@@ -85,17 +85,66 @@ def test_with_ngrams_appends_each_size():
     assert with_ngrams(["a"], 2) == ["a"]
 
 
+def reference_vocabulary(features: list[list[str]], min_count: int, max_vocab: int | None) -> list[str]:
+    """The vocabulary written out on strings: count, keep >= min_count, rank by (-count, string), cap."""
+    counts = Counter(feature for document in features for feature in document)
+    kept = sorted((f for f, c in counts.items() if c >= min_count), key=lambda f: (-counts[f], f))
+    return [PAD, *kept[: None if max_vocab is None else max_vocab - 1]]
+
+
+def reference_ids(features: list[list[str]], vocabulary: list[str]) -> list[list[int]]:
+    """Each document's known features as ids, in with_ngrams order, unseen ones dropped."""
+    index = {feature: i for i, feature in enumerate(vocabulary)}
+    return [[index[f] for f in document if f in index] for document in features]
+
+
+def padded(rows: list[list[int]]) -> list[list[int]]:
+    width = max([len(row) for row in rows] + [1])
+    return [row + [0] * (width - len(row)) for row in rows]
+
+
 def test_vocabulary_counts_thresholds_and_order():
-    documents = [["b", "a", "c"], ["b", "a"], ["b", "d"]]
-    assert build_vocabulary(documents, min_count=1, max_vocab=None) == [PAD, "b", "a", "c", "d"]
-    assert build_vocabulary(documents, min_count=2, max_vocab=None) == [PAD, "b", "a"]
-    assert build_vocabulary(documents, min_count=1, max_vocab=3) == [PAD, "b", "a"]
+    bags = NgramBags.of(["b a c", "b a", "b d"], max_tokens=None, n=1)
+    assert bags.vocabulary([0, 1, 2], min_count=1, max_vocab=None)[0] == [PAD, "b", "a", "c", "d"]
+    assert bags.vocabulary([0, 1, 2], min_count=2, max_vocab=None)[0] == [PAD, "b", "a"]
+    assert bags.vocabulary([0, 1, 2], min_count=1, max_vocab=3)[0] == [PAD, "b", "a"]
+    assert bags.vocabulary([2], min_count=1, max_vocab=None)[0] == [PAD, "b", "d"]  # the given documents only
 
 
 def test_encode_drops_unknown_features_and_pads_with_zero():
-    ids = encode([["x", "b", "zzz", "a"], ["zzz"], ["a"]], [PAD, "a", "b", "x"])
+    bags = NgramBags.of(["x b zzz a", "zzz", "a", ""], max_tokens=None, n=1)
+    ids = bags.encode(bags.ids_in([PAD, "a", "b", "x"]))
     assert ids.dtype == torch.int64
-    assert ids.tolist() == [[3, 2, 1], [0, 0, 0], [1, 0, 0]]
+    assert ids.tolist() == [[3, 2, 1], [0, 0, 0], [1, 0, 0], [0, 0, 0]]
+
+
+@pytest.mark.parametrize(("n", "max_tokens", "min_count", "max_vocab"), [(2, 256, 2, None), (3, None, 1, None), (1, 4, 1, 20), (2, 6, 1, 50)])
+def test_integer_ngrams_give_the_vocabulary_and_ids_of_the_strings(n, max_tokens, min_count, max_vocab):
+    generator = torch.Generator().manual_seed(n)
+    words = ["a", "b", "c", "don't", "!", "?", "x1", "it's"]
+    texts = [
+        " ".join(words[int(i)] for i in torch.randint(len(words), (int(length),), generator=generator))
+        for length in torch.randint(0, 12, (60,), generator=generator)
+    ]
+    train = sorted(torch.randperm(60, generator=generator)[:45].tolist())
+    features = [with_ngrams(tokenize(text)[:max_tokens], n) for text in texts]
+    expected = reference_vocabulary([features[i] for i in train], min_count, max_vocab)
+
+    bags = NgramBags.of(texts, max_tokens, n)
+    vocabulary, ids = bags.vocabulary(train, min_count, max_vocab)
+    assert vocabulary == expected
+    assert bags.encode(ids).tolist() == padded(reference_ids(features, expected))
+    assert torch.equal(bags.encode(bags.ids_in(expected)), bags.encode(ids))  # a new file, by the strings
+    for order, level in enumerate(bags.orders, start=1):
+        spelled = bags.spell(order, level.codes)
+        assert spelled == [f for document in features for f in document if f.count(" ") == order - 1]
+
+
+def test_documents_without_tokens_encode_as_padding():
+    bags = NgramBags.of(["", "...", ""], max_tokens=None, n=3)
+    vocabulary, ids = bags.vocabulary([0, 1], min_count=1, max_vocab=None)
+    assert vocabulary == [PAD]
+    assert bags.encode(ids).tolist() == [[0], [0], [0]]
 
 
 def test_split_is_stratified_disjoint_and_seeded(reviews_csv):

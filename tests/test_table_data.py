@@ -7,6 +7,7 @@ import gzip
 import logging
 import random
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pa_parquet
 import pytest
@@ -130,12 +131,40 @@ def test_features_are_standardised_one_hot_and_imputed_on_the_training_split(hou
 
 def test_an_unseen_or_missing_category_encodes_as_zeros_and_the_encoder_round_trips():
     table = pa.table({"x": [1.0, 2.0, 3.0, None], "colour": ["red", "blue", "red", "green"]})
-    encoder = FeatureEncoder.fit(table.slice(0, 3), ["x", "colour"], "t.csv", max_categories=10)
+    encoder, _ = FeatureEncoder.fit_encode(table, ["x", "colour"], "t.csv", max_categories=10, train=np.arange(3))
     encoded = encoder.encode(pa.table({"x": [2.0, None], "colour": ["green", None]}))
     assert encoded.tolist() == [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     assert encoder.missing == {"x": 1, "colour": 1}
     again = FeatureEncoder.from_state_dict(encoder.state_dict())
     assert torch.equal(again.encode(table), encoder.encode(table))
+
+
+def test_fit_encode_standardises_with_the_training_rows_moments_in_one_pass():
+    """Against numpy on the training rows: NaN and null both missing, several chunks, ints and booleans."""
+    generator = np.random.default_rng(0)
+    real = generator.normal(1e6, 3.0, 1000)  # a large mean: centring happens in float64
+    real[generator.random(1000) < 0.05] = np.nan  # NaN, as Parquet keeps it
+    chunks = [pa.array(real[:400], from_pandas=False), pa.array(real[400:], mask=np.arange(600) % 50 == 0)]
+    table = pa.table({
+        "real": pa.chunked_array(chunks),
+        "count": pa.chunked_array([pa.array(generator.integers(0, 9, 500)), pa.array(generator.integers(0, 9, 500))]),
+        "flag": pa.array(generator.random(1000) < 0.3),
+    })  # fmt: skip
+    train = np.sort(generator.permutation(1000)[:700])
+    encoder, features = FeatureEncoder.fit_encode(table, ["real", "count", "flag"], "t.parquet", 10, train)
+    for position, name in enumerate(["real", "count", "flag"]):
+        values = table[name].to_numpy().astype(np.float64) if name != "real" else np.concatenate(
+            [chunk.to_numpy(zero_copy_only=False) for chunk in table[name].chunks]
+        )
+        training = values[train][~np.isnan(values[train])]
+        mean, std = training.mean(), training.std()
+        assert encoder.mean[position].item() == pytest.approx(mean, rel=1e-12)
+        assert encoder.std[position].item() == pytest.approx(std, rel=1e-9)
+        expected = np.where(np.isnan(values), 0.0, (values - mean) / std).astype(np.float32)
+        assert np.allclose(features[:, position].numpy(), expected, atol=1e-6)
+        if name == "real":
+            assert encoder.missing == {"real": int(np.isnan(values).sum())}
+    assert torch.equal(encoder.encode(table), features)  # encoding again gives the same features
 
 
 def test_a_split_column_decides_the_splits(houses):

@@ -17,7 +17,7 @@ from lregloss.data.in_memory import InMemorySplitsDataModule, NewInputs
 from lregloss.data.labelled_rows import SPLITS, as_list, describe, read_labelled_rows
 from lregloss.data.table import check_split_arguments
 from lregloss.data.tables import check_columns, existing_file, missing_mask, read_table, table_columns
-from lregloss.data.text import build_vocabulary, encode, tokenize, with_ngrams
+from lregloss.data.text import NgramBags
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,8 @@ class TextDataModule(InMemorySplitsDataModule):
         verify_shipped(path, "pass data.path= to your own file")
         return path
 
-    def _features(self, texts: Sequence[str]) -> list[list[str]]:
-        return [with_ngrams(tokenize(text)[: self.max_tokens], self.ngrams) for text in texts]
+    def _bags(self, texts: Sequence[str]) -> NgramBags:
+        return NgramBags.of(texts, self.max_tokens, self.ngrams)
 
     def build_splits(self) -> None:
         """Read, split, build the vocabulary from the training split and encode."""
@@ -203,10 +203,9 @@ class TextDataModule(InMemorySplitsDataModule):
         self.split_indices = labelled.split_indices
         self.texts = documents(labelled.table, self.text)
         self.labels = labelled.targets.values
-        features = self._features(self.texts)
-        train_rows = self.split_indices["train"].tolist()
-        self.vocabulary = build_vocabulary([features[i] for i in train_rows], self.min_count, self.max_vocab)
-        ids = encode(features, self.vocabulary)
+        bags = self._bags(self.texts)
+        self.vocabulary, vocabulary_ids = bags.vocabulary(self.split_indices["train"], self.min_count, self.max_vocab)
+        ids = bags.encode(vocabulary_ids)
         for name in SPLITS:
             rows = self.split_indices[name]
             self.datasets[name] = TensorDataset(ids[rows], self.labels[rows])
@@ -226,5 +225,6 @@ class TextDataModule(InMemorySplitsDataModule):
             if name not in present:
                 full = full.append_column(name, pa.array([""] * table.num_rows, pa.string()))
         texts = documents(full, self.text)
-        ids = encode(self._features(texts), self.vocabulary)
+        bags = self._bags(texts)
+        ids = bags.encode(bags.ids_in(self.vocabulary))
         return NewInputs(TensorDataset(ids), {"row": list(range(1, len(texts) + 1))})

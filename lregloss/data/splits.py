@@ -64,10 +64,11 @@ def shuffled_split(size: int, fractions: Sequence[float], seed: int) -> list[Ten
     returned sorted. For targets without classes to stratify by (real values, attribute sets).
     """
     order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
-    parts, start = [], 0
-    for fraction in fractions:
+    part_of = torch.empty(size, dtype=torch.long)  # each row's part: no sort of the parts needed
+    start = 0
+    for part, fraction in enumerate(fractions):
         cut = round(fraction * size)
-        parts.append(order[start : start + cut])
+        part_of[order[start : start + cut]] = part
         start += cut
-    parts.append(order[start:])
-    return [part.sort().values for part in parts]
+    part_of[order[start:]] = len(fractions)
+    return [(part_of == part).nonzero().squeeze(1) for part in range(len(fractions) + 1)]

@@ -155,15 +155,14 @@ class TableDataModule(InMemorySplitsDataModule):
         ]
         if not columns:
             raise ValueError(f"{path} has no feature column besides the target; give data.features")
-        train = labelled.table.take(self.split_indices["train"].numpy())
-        self.encoder = FeatureEncoder.fit(train, columns, path, self.max_categories)
-        features = self.encoder.encode(labelled.table.select(columns))
+        train = self.split_indices["train"].numpy()
+        self.encoder, features = FeatureEncoder.fit_encode(labelled.table, columns, path, self.max_categories, train)
         self._log_imputed(path)
         self.task = labelled.targets.task(self.split_indices["train"])
         self.input_size = self.encoder.width
         for name in SPLITS:
             rows = self.split_indices[name]
-            self.datasets[name] = TensorDataset(features[rows], labelled.targets.values[rows])
+            self.datasets[name] = TensorDataset(features.index_select(0, rows), labelled.targets.values[rows])
         categorical = len(self.encoder.categories)
         log.info(
             "%s; %d features from %d columns (%d numeric, %d text one-hot)",

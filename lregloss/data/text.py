@@ -1,13 +1,21 @@
-"""Bag-of-n-grams text features: tokenizer, n-grams, vocabulary, padded id matrix."""
+"""Bag-of-n-grams text features: tokenizer, n-grams as integer codes, vocabulary, padded id matrix.
+
+A document's features are its tokens followed by every 2..n-gram of consecutive tokens
+(`with_ngrams` spells them as strings). `NgramBags` holds the same features as integer
+codes, order by order, so that counting, ranking and encoding run in numpy and pyarrow;
+only the n-grams that enter the vocabulary are ever spelled.
+"""
 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from itertools import chain, repeat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch import Tensor
 
@@ -38,43 +46,139 @@ def with_ngrams(tokens: Sequence[str], n: int) -> list[str]:
     return features
 
 
-def build_vocabulary(documents: Iterable[Sequence[str]], min_count: int, max_vocab: int | None) -> list[str]:
-    """Index -> feature list: ``PAD`` at 0, then features seen at least ``min_count`` times.
+def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64) if len(counts) else counts
 
-    Features are ranked by count (ties alphabetically, so the list is deterministic) and at
-    most ``max_vocab`` entries are kept, ``PAD`` included. There is no unknown entry:
-    ``encode`` drops unseen features instead (see there).
 
-    Args:
-        documents: feature lists (e.g. ``with_ngrams(tokenize(text), 2)``), training split only.
-        min_count: the fewest occurrences, over all documents, a feature needs to be kept.
-        max_vocab: the most entries, or None for no cap.
+def _dense_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys, each key's index among them), by pyarrow's hash table: no sort."""
+    encoded = pc.dictionary_encode(pa.array(keys, pa.int64()))
+    return encoded.dictionary.to_numpy(), encoded.indices.to_numpy()
+
+
+@dataclass(frozen=True)
+class NgramOrder:
+    """The n-grams of one order n in every document, as dense codes 0..K-1.
+
+    Attributes:
+        rows: (M,) the document of each occurrence, documents in order, positions in order.
+        codes: (M,) the n-gram at each occurrence.
+        prefix: (K,) each n-gram's first n - 1 tokens, as a code of order n - 1 (for
+            n = 1: the token's own word code).
+        last: (K,) each n-gram's last token, as a word code.
     """
-    counts = Counter(chain.from_iterable(documents))
-    kept = sorted((f for f, c in counts.items() if c >= min_count), key=lambda f: (-counts[f], f))
-    if max_vocab is not None:
-        kept = kept[: max_vocab - 1]
-    return [PAD, *kept]
+
+    rows: np.ndarray
+    codes: np.ndarray
+    prefix: np.ndarray
+    last: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.last)
 
 
-def encode(documents: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> Tensor:
-    """Map feature lists to ids and pad them with 0 into one (N, L) int64 matrix.
+@dataclass(frozen=True)
+class NgramBags:
+    """Each document's 1..n-grams (its `with_ngrams` features) as integer codes.
 
-    Features missing from the vocabulary are dropped rather than mapped to an "unknown"
-    id: under a mean bag an unknown vector only dilutes the known n-grams, and on the
-    review data (min_count=5, where about 11% of a document's features are unseen) both
-    choices score the same on validation, so the shorter encoding is kept. A document left
-    with no feature encodes as a row of padding, which the model maps to its bias alone.
-    L is the longest encoded document (at least 1).
+    Attributes:
+        words: word code -> token.
+        lengths: (N,) tokens per document.
+        orders: `NgramOrder` of 1-grams, 2-grams, ... n-grams.
     """
-    index = {feature: i for i, feature in enumerate(vocabulary)}
-    lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
-    flat = np.fromiter(map(index.get, chain.from_iterable(documents), repeat(0)), dtype=np.int64, count=int(lengths.sum()))
-    rows = np.repeat(np.arange(len(documents)), lengths)
-    known = flat != 0  # id 0 is padding: unseen features are dropped
-    flat, rows = flat[known], rows[known]
-    kept = np.bincount(rows, minlength=len(documents))
-    starts = np.concatenate(([0], np.cumsum(kept)[:-1]))
-    ids = np.zeros((len(documents), int(kept.max(initial=0)) or 1), dtype=np.int64)
-    ids[rows, np.arange(len(flat)) - starts[rows]] = flat
-    return torch.from_numpy(ids)
+
+    words: list[str]
+    lengths: np.ndarray
+    orders: list[NgramOrder]
+
+    @classmethod
+    def of(cls, texts: Sequence[str], max_tokens: int | None, n: int) -> NgramBags:
+        """The n-grams of ``tokenize(text)[:max_tokens]`` for each text, n = 1..``n``."""
+        tokens = [tokenize(text)[:max_tokens] for text in texts]
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        encoded = pc.dictionary_encode(pa.array(chain.from_iterable(tokens), pa.string(), size=int(lengths.sum())))
+        words = encoded.dictionary.to_pylist()
+        word_codes = encoded.indices.to_numpy()  # int32, one per token of all documents in order
+        width = max(len(words), 1)
+        token_rows = np.repeat(np.arange(len(tokens), dtype=np.int32), lengths)
+        # Tokens from each one to the end of its document, itself included: an n-gram starts where >= n.
+        remaining = np.repeat(lengths.astype(np.int32), lengths) - (np.arange(len(token_rows)) - np.repeat(_exclusive_cumsum(lengths), lengths))
+        orders = [NgramOrder(token_rows, word_codes, np.arange(len(words)), np.arange(len(words)))]
+        codes_by_start = word_codes  # the code of the n-gram starting at each token, where one does
+        for size in range(2, n + 1):
+            starts = np.flatnonzero(remaining >= size)
+            keys = codes_by_start[starts].astype(np.int64) * width + word_codes[starts + size - 1]  # < tokens**2
+            distinct, codes = _dense_codes(keys)
+            orders.append(NgramOrder(token_rows[starts], codes, distinct // width, distinct % width))
+            codes_by_start = np.zeros(len(word_codes), dtype=codes.dtype)
+            codes_by_start[starts] = codes
+        return cls(words, lengths, orders)
+
+    def spell(self, order: int, codes: np.ndarray) -> list[str]:
+        """The strings of n-grams ``codes`` of order ``order`` (1 for words), as `with_ngrams` joins them."""
+        level = self.orders[order - 1]
+        if order == 1:
+            return [self.words[code] for code in codes.tolist()]
+        prefixes = self.spell(order - 1, level.prefix[codes])
+        return [f"{prefix} {self.words[word]}" for prefix, word in zip(prefixes, level.last[codes].tolist())]
+
+    def vocabulary(self, rows: Tensor | np.ndarray, min_count: int, max_vocab: int | None) -> tuple[list[str], list[np.ndarray]]:
+        """The vocabulary of documents ``rows`` and each order's code -> id (0: not in it).
+
+        Vocabulary: ``PAD`` at 0, then the n-grams seen at least ``min_count`` times in
+        those documents, ranked by count (ties alphabetically by their string, so the list
+        is deterministic), at most ``max_vocab`` entries, ``PAD`` included. There is no
+        unknown entry: `encode` drops unseen n-grams instead (see there).
+        """
+        chosen = np.zeros(len(self.lengths), dtype=bool)
+        chosen[np.asarray(rows, dtype=np.int64)] = True
+        candidates = []
+        for order, level in enumerate(self.orders, start=1):
+            counts = np.bincount(level.codes[chosen[level.rows]], minlength=level.size)
+            frequent = np.flatnonzero(counts >= min_count)
+            strings = self.spell(order, frequent)
+            candidates.extend(zip((-counts[frequent]).tolist(), strings, [order] * len(frequent), frequent.tolist()))
+        candidates.sort(key=lambda candidate: (candidate[0], candidate[1]))
+        if max_vocab is not None:
+            candidates = candidates[: max_vocab - 1]
+        ids = [np.zeros(level.size, dtype=np.int64) for level in self.orders]
+        for index, (_, _, order, code) in enumerate(candidates, start=1):
+            ids[order - 1][code] = index
+        return [PAD, *(candidate[1] for candidate in candidates)], ids
+
+    def ids_in(self, vocabulary: Sequence[str]) -> list[np.ndarray]:
+        """Each order's code -> id in ``vocabulary`` (id -> n-gram; 0 where an n-gram is not in it)."""
+        index = {feature: i for i, feature in enumerate(vocabulary)}
+        return [
+            np.fromiter((index.get(s, 0) for s in self.spell(order, np.arange(level.size))), np.int64, level.size)
+            for order, level in enumerate(self.orders, start=1)
+        ]
+
+    def encode(self, ids: Sequence[np.ndarray]) -> Tensor:
+        """The documents as one (N, L) int64 matrix of vocabulary ids, padded with 0.
+
+        Each row lists a document's known features in `with_ngrams` order (its words, then
+        its 2-grams, ...). n-grams missing from the vocabulary are dropped rather than
+        mapped to an "unknown" id: under a mean bag an unknown vector only dilutes the
+        known n-grams, and on the review data (min_count=5, where about 11% of a document's
+        features are unseen) both choices score the same on validation, so the shorter
+        encoding is kept. A document left with no feature encodes as a row of padding,
+        which the model maps to its bias alone. L is the longest encoded document (at
+        least 1).
+        """
+        documents = len(self.lengths)
+        placed = []  # per order: (rows, columns, ids) of the known features
+        before = np.zeros(documents, dtype=np.int64)  # known features of the lower orders, per document
+        for level, order_ids in zip(self.orders, ids):
+            found = order_ids[level.codes]
+            known = found != 0  # id 0 is padding: unseen features are dropped
+            rows, found = level.rows[known], found[known]
+            counts = np.bincount(rows, minlength=documents)
+            columns = np.arange(len(rows)) - _exclusive_cumsum(counts)[rows] + before[rows]
+            placed.append((rows, columns, found))
+            before += counts
+        matrix = np.zeros((documents, int(before.max(initial=0)) or 1), dtype=np.int64)
+        for rows, columns, found in placed:
+            matrix[rows, columns] = found
+        return torch.from_numpy(matrix)
