@@ -25,11 +25,12 @@ SMALLEST_STD = 1e-6  # a feature constant on the training split is centred, not 
 
 def _sum_and_count(column: pa.ChunkedArray) -> tuple[float, int]:
     """The sum and number of a numeric column's values that are not missing (null or NaN)."""
-    total = pc.sum(column, min_count=0).as_py()
+    as_float = pc.cast(column, pa.float64())  # integers summed as floats: no overflow
+    total = pc.sum(as_float, min_count=0).as_py()
     if not math.isnan(total):
         return float(total), len(column) - column.null_count
     total, count = 0.0, 0  # NaN values (Parquet keeps them): leave them out too
-    for chunk in pc.cast(column, pa.float64()).chunks:
+    for chunk in as_float.chunks:
         chunk = chunk.to_numpy(zero_copy_only=False)
         present = ~np.isnan(chunk)
         total += float(chunk.sum(where=present))
@@ -115,7 +116,7 @@ class FeatureEncoder:
     def fit_encode(
         cls, table: pa.Table, columns: Sequence[str], path: Path, max_categories: int, train: np.ndarray
     ) -> tuple[FeatureEncoder, Tensor]:
-        """Fit on the rows ``train`` (ascending indices) of ``table`` and encode every row: (encoder, (N, width) features).
+        """Fit on the rows ``train`` (indices) of ``table`` and encode every row: (encoder, (N, width) features).
 
         One pass over each numeric column: its training mean is the sum over all rows less
         the held-out rows' (gathered, about a fifth of the table), over the count likewise;
