@@ -69,6 +69,13 @@ def _centre_into(out: np.ndarray, table: pa.Table, names: Sequence[str], means: 
     return gaps, squares
 
 
+def _empty_features(rows: int, numeric: int, width: int) -> np.ndarray:
+    """A (rows, width) float32 block for the features: the one-hot part zeroed, the ``numeric`` first columns to be written."""
+    out = np.empty((rows, width), dtype=np.float32)
+    out[:, numeric:] = 0.0
+    return out
+
+
 def _one_hot_into(out: np.ndarray, first: int, values: pa.ChunkedArray, kept: Sequence[str]) -> int:
     """Set ``out[row, first + k]`` to 1 where the row's value is ``kept[k]``; returns the missing values."""
     index = pc.fill_null(pc.index_in(pc.cast(values, pa.string()), value_set=pa.array(kept, pa.string())), -1)
@@ -161,32 +168,26 @@ class FeatureEncoder:
                     f"{path}: feature column {name} holds {column.type} values, which lregloss does not encode; "
                     "convert it to numbers or text, or list the other columns in data.features"
                 )
-        encoder = cls(numeric, torch.tensor(means, dtype=torch.float64), torch.ones(len(numeric), dtype=torch.float64), categories)
-        out = encoder._zeros(table.num_rows)
+        width = len(numeric) + sum(len(kept) for kept in categories.values())
+        out = _empty_features(table.num_rows, len(numeric), width)
         gaps, squares = _centre_into(out, table, numeric, means)
         stds = []
-        for name, mean, column_gaps, column_squares in zip(numeric, means, gaps.tolist(), squares.tolist()):
+        for name, mean, column_squares in zip(numeric, means, squares.tolist()):
             held, count = held_values[name]
             column_squares -= float(np.dot(held - mean, held - mean))
             stds.append(max(math.sqrt(max(column_squares, 0.0) / count), SMALLEST_STD))
-            if column_gaps:
-                encoder.missing[name] = column_gaps
-        encoder.std = torch.tensor(stds, dtype=torch.float64)
+        encoder = cls(numeric, torch.tensor(means, dtype=torch.float64), torch.tensor(stds, dtype=torch.float64), categories)
+        encoder.missing = {name: count for name, count in zip(numeric, gaps.tolist()) if count}
         encoder._one_hot_and_scale(out, table)
         return encoder, torch.from_numpy(out)
 
     def encode(self, table: pa.Table) -> Tensor:
         """The (N, width) float32 features of ``table``'s rows; counts the imputed values in ``missing``."""
-        out = self._zeros(table.num_rows)
+        out = _empty_features(table.num_rows, len(self.numeric), self.width)
         gaps, _ = _centre_into(out, table, self.numeric, self.mean.tolist())
         self.missing = {name: count for name, count in zip(self.numeric, gaps.tolist()) if count}
         self._one_hot_and_scale(out, table)
         return torch.from_numpy(out)
-
-    def _zeros(self, rows: int) -> np.ndarray:
-        out = np.empty((rows, self.width), dtype=np.float32)
-        out[:, len(self.numeric) :] = 0.0  # the numeric columns are all written
-        return out
 
     def _one_hot_and_scale(self, out: np.ndarray, table: pa.Table) -> None:
         """Divide the centred numbers by their std (torch's threads); set the one-hot features."""

@@ -140,4 +140,3 @@ def missing_mask(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if is_categorical(column.type):
         missing = pc.or_(missing, pc.equal(pc.utf8_trim_whitespace(pc.cast(column, pa.string())), ""))
     return pc.fill_null(missing, True)
-

@@ -102,8 +102,8 @@ class NgramBags:
         word_codes = encoded.indices.to_numpy()  # int32, one per token of all documents in order
         width = max(len(words), 1)
         token_rows = np.repeat(np.arange(len(tokens), dtype=np.int32), lengths)
-        # Tokens from each one to the end of its document, itself included: an n-gram starts where >= n.
-        remaining = np.repeat(lengths.astype(np.int32), lengths) - (np.arange(len(token_rows)) - np.repeat(_exclusive_cumsum(lengths), lengths))
+        position = np.arange(len(token_rows)) - np.repeat(_exclusive_cumsum(lengths), lengths)  # in its document
+        remaining = np.repeat(lengths, lengths) - position  # tokens from each to its document's end: n-grams start where >= n
         orders = [NgramOrder(token_rows, word_codes, np.arange(len(words)), np.arange(len(words)))]
         codes_by_start = word_codes  # the code of the n-gram starting at each token, where one does
         for size in range(2, n + 1):
