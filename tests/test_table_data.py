@@ -15,8 +15,10 @@ import torch
 
 from lregloss.app.predict import main as predict_main
 from lregloss.app.train import run, train
+from lregloss.data import features as features_module
 from lregloss.data.features import FeatureEncoder
 from lregloss.data.labelled_text import TextDataModule
+from lregloss.data.splits import shuffled_split
 from lregloss.data.table import TableDataModule
 from lregloss.tasks import TaskKind
 
@@ -131,7 +133,7 @@ def test_features_are_standardised_one_hot_and_imputed_on_the_training_split(hou
 
 def test_an_unseen_or_missing_category_encodes_as_zeros_and_the_encoder_round_trips():
     table = pa.table({"x": [1.0, 2.0, 3.0, None], "colour": ["red", "blue", "red", "green"]})
-    encoder, _ = FeatureEncoder.fit_encode(table, ["x", "colour"], "t.csv", max_categories=10, train=np.arange(3))
+    encoder, _ = FeatureEncoder.fit_encode(table, ["x", "colour"], "t.csv", 10, parts=[np.arange(3), np.array([3])])
     encoded = encoder.encode(pa.table({"x": [2.0, None], "colour": ["green", None]}))
     assert encoded.tolist() == [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     assert encoder.missing == {"x": 1, "colour": 1}
@@ -139,19 +141,27 @@ def test_an_unseen_or_missing_category_encodes_as_zeros_and_the_encoder_round_tr
     assert torch.equal(again.encode(table), encoder.encode(table))
 
 
-def test_fit_encode_standardises_with_the_training_rows_moments_in_one_pass():
-    """Against numpy on the training rows: NaN and null both missing, several chunks, ints and booleans."""
+@pytest.mark.parametrize("block_rows", [128, 8192])
+def test_fit_encode_standardises_with_the_training_rows_moments_in_one_pass(block_rows, monkeypatch):
+    """Against numpy on the training rows: NaN and null both missing, several chunks and blocks, ints, booleans, text."""
+    monkeypatch.setattr(features_module, "BLOCK_ROWS", block_rows)
     generator = np.random.default_rng(0)
     real = generator.normal(1e6, 3.0, 1000)  # a large mean: centring happens in float64
     real[generator.random(1000) < 0.05] = np.nan  # NaN, as Parquet keeps it
+    real[:10] = np.nan  # the first record batch's first values missing
     chunks = [pa.array(real[:400], from_pandas=False), pa.array(real[400:], mask=np.arange(600) % 50 == 0)]
+    colours = generator.choice(["red", "green", "blue"], 1000)
     table = pa.table({
         "real": pa.chunked_array(chunks),
         "count": pa.chunked_array([pa.array(generator.integers(0, 9, 500)), pa.array(generator.integers(0, 9, 500))]),
         "flag": pa.array(generator.random(1000) < 0.3),
+        "colour": pa.array(colours),
     })  # fmt: skip
-    train = np.sort(generator.permutation(1000)[:700])
-    encoder, features = FeatureEncoder.fit_encode(table, ["real", "count", "flag"], "t.parquet", 10, train)
+    order = generator.permutation(1000)
+    parts = [np.sort(order[:700]), np.sort(order[700:850]), np.sort(order[850:])]
+    encoder, features = FeatureEncoder.fit_encode(table, ["real", "count", "flag", "colour"], "t.parquet", 10, parts)
+    assert [len(part) for part in features] == [700, 150, 150]
+    train = parts[0]
     for position, name in enumerate(["real", "count", "flag"]):
         values = table[name].to_numpy().astype(np.float64) if name != "real" else np.concatenate(
             [chunk.to_numpy(zero_copy_only=False) for chunk in table[name].chunks]
@@ -161,10 +171,15 @@ def test_fit_encode_standardises_with_the_training_rows_moments_in_one_pass():
         assert encoder.mean[position].item() == pytest.approx(mean, rel=1e-12)
         assert encoder.std[position].item() == pytest.approx(std, rel=1e-9)
         expected = np.where(np.isnan(values), 0.0, (values - mean) / std).astype(np.float32)
-        assert np.allclose(features[:, position].numpy(), expected, atol=1e-6)
-        if name == "real":
-            assert encoder.missing == {"real": int(np.isnan(values).sum())}
-    assert torch.equal(encoder.encode(table), features)  # encoding again gives the same features
+        for part, rows in zip(features, parts):  # each part's rows, in table order
+            assert np.allclose(part[:, position].numpy(), expected[rows], atol=1e-6)
+    assert encoder.missing == {"real": int(np.isnan(real).sum()) + 12}  # NaN, and the nulls of every 50th row
+    assert encoder.categories == {"colour": ["blue", "green", "red"]}
+    for part, rows in zip(features, parts):
+        hot = part[:, 3:].argmax(dim=1).numpy()
+        assert [encoder.categories["colour"][k] for k in hot] == list(colours[rows])
+    again = encoder.encode(table)[np.concatenate(parts)]  # as a new file: shifted by the means, not the first batch's
+    assert torch.allclose(again, torch.cat(features), rtol=0, atol=1e-6)
 
 
 def test_a_split_column_decides_the_splits(houses):
@@ -290,3 +305,15 @@ def test_a_quoted_value_with_a_line_break_is_read_whole_and_plain_files_take_the
     data = TextDataModule(path=str(quoted), text="text", target="label", min_count=1)
     data.setup("fit")
     assert len(data.texts) == 40 and all(text.endswith("\nline two") for text in data.texts)
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000, 12345])
+def test_shuffled_split_gives_each_part_its_share_of_a_seeded_permutation_sorted(size):
+    """The reference written out: part k takes the next round(f_k * N) of randperm(N), the last part the rest."""
+    fractions = (0.1, 0.15)
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(5))
+    cuts = [round(fraction * size) for fraction in fractions]
+    bounds = np.cumsum([0, *cuts])
+    expected = [order[a:b].sort().values for a, b in zip(bounds[:-1], bounds[1:])] + [order[bounds[-1]:].sort().values]
+    parts = shuffled_split(size, fractions, 5)
+    assert all(part.dtype == torch.long and torch.equal(part, want) for part, want in zip(parts, expected))

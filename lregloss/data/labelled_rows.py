@@ -32,13 +32,14 @@ class LabelledRows:
 
     Args:
         table: the kept rows (every column read).
-        rows: each kept row's data row number in the file (the first data row is 1).
+        rows: each kept row's data row number in the file (the first data row is 1); a range
+            where no row was dropped.
         targets: their targets and task.
         split_indices: ``train``/``val``/``test`` -> indices into the kept rows.
     """
 
     table: pa.Table
-    rows: np.ndarray
+    rows: np.ndarray | range
     targets: Targets
     split_indices: dict[str, Tensor]
 
@@ -50,7 +51,7 @@ def as_list(value: str | Sequence[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else [str(item) for item in value]
 
 
-def _split_by_column(column: pa.ChunkedArray, name: str, rows: np.ndarray, path: Path) -> dict[str, Tensor]:
+def _split_by_column(column: pa.ChunkedArray, name: str, rows: np.ndarray | range, path: Path) -> dict[str, Tensor]:
     values = [str(value).strip().lower() if value is not None else "" for value in column.to_pylist()]
     parts: dict[str, list[int]] = {split: [] for split in SPLITS}
     for position, value in enumerate(values):
@@ -114,8 +115,8 @@ def read_labelled_rows(
         has_target = pc.and_(has_target, pc.invert(missing_mask(table[name])))
     kept = has_target if keep is None else pc.and_(has_target, keep(table))
     kept = pc.fill_null(kept, False)
-    rows = np.flatnonzero(kept.to_numpy(zero_copy_only=False)) + 1
-    dropped = table.num_rows - len(rows)
+    dropped = table.num_rows - (pc.sum(kept).as_py() or 0)
+    rows = np.flatnonzero(kept.to_numpy(zero_copy_only=False)) + 1 if dropped else range(1, table.num_rows + 1)
     if dropped:
         log.info("%s: %d of %d rows dropped (no target%s)", path, dropped, table.num_rows, "" if keep is None else ", or no text")
     if dropped:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,12 +64,13 @@ def shuffled_split(size: int, fractions: Sequence[float], seed: int) -> list[Ten
     part k takes round(fractions[k] * size) of them, the last part the rest. Each part is
     returned sorted. For targets without classes to stratify by (real values, attribute sets).
     """
-    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
-    part_of = torch.empty(size, dtype=torch.long)  # each row's part: no sort of the parts needed
+    # int32 draws the same permutation as int64, at half the memory; the parts as numpy's flatnonzero.
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed), dtype=torch.int32).numpy()
+    part_of = np.empty(size, dtype=np.int8)  # each row's part: no sort of the parts needed
     start = 0
     for part, fraction in enumerate(fractions):
         cut = round(fraction * size)
         part_of[order[start : start + cut]] = part
         start += cut
     part_of[order[start:]] = len(fractions)
-    return [(part_of == part).nonzero().squeeze(1) for part in range(len(fractions) + 1)]
+    return [torch.from_numpy(np.flatnonzero(part_of == part)) for part in range(len(fractions) + 1)]

@@ -155,14 +155,13 @@ class TableDataModule(InMemorySplitsDataModule):
         ]
         if not columns:
             raise ValueError(f"{path} has no feature column besides the target; give data.features")
-        train = self.split_indices["train"].numpy()
-        self.encoder, features = FeatureEncoder.fit_encode(labelled.table, columns, path, self.max_categories, train)
+        parts = [self.split_indices[name].numpy() for name in SPLITS]
+        self.encoder, features = FeatureEncoder.fit_encode(labelled.table, columns, path, self.max_categories, parts)
         self._log_imputed(path)
         self.task = labelled.targets.task(self.split_indices["train"])
         self.input_size = self.encoder.width
-        for name in SPLITS:
-            rows = self.split_indices[name]
-            self.datasets[name] = TensorDataset(features.index_select(0, rows), labelled.targets.values[rows])
+        for name, part in zip(SPLITS, features):
+            self.datasets[name] = TensorDataset(part, labelled.targets.values[self.split_indices[name]])
         categorical = len(self.encoder.categories)
         log.info(
             "%s; %d features from %d columns (%d numeric, %d text one-hot)",

@@ -65,12 +65,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _row_of(rows: np.ndarray, position: int) -> int:
+def _row_of(rows: np.ndarray | range, position: int) -> int:
     return int(rows[position])
 
 
 def _class_indices(
-    column: pa.ChunkedArray, name: str, order: Sequence[str], rows: np.ndarray, path: Path, what: str
+    column: pa.ChunkedArray, name: str, order: Sequence[str], rows: np.ndarray | range, path: Path, what: str
 ) -> Tensor:
     texts = [_text(value) for value in column.to_pylist()]
     index = {value: i for i, value in enumerate(order)}
@@ -83,7 +83,7 @@ def _class_indices(
     return torch.tensor([index[value] for value in texts], dtype=torch.long)
 
 
-def _reals(column: pa.ChunkedArray, name: str, rows: np.ndarray, path: Path, need: str = "a regression target") -> np.ndarray:
+def _reals(column: pa.ChunkedArray, name: str, rows: np.ndarray | range, path: Path, need: str = "a regression target") -> np.ndarray:
     try:
         return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     except pa.ArrowException:
@@ -102,7 +102,7 @@ def _reals(column: pa.ChunkedArray, name: str, rows: np.ndarray, path: Path, nee
 def read_targets(
     table: pa.Table,
     columns: Sequence[str],
-    rows: np.ndarray,
+    rows: np.ndarray | range,
     path: Path,
     task: str | None = None,
     levels: Sequence[Any] | None = None,
