@@ -6,6 +6,7 @@ Every loss is measured on the same numbers: outputs are decoded by the loss itse
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError
 from torchmetrics.classification import (
@@ -19,6 +20,24 @@ from torchmetrics.classification import (
 
 from lregloss.losses import Loss
 from lregloss.tasks import Task, TaskKind
+
+
+def ranked_probability_score(proba: Tensor, target: Tensor) -> Tensor:
+    """RPS_i = 1/(K-1) sum_{k=0}^{K-2} (F_ik - 1[y_i <= k])^2, F_i the predicted CDF over the K levels; (N,).
+
+    A proper scoring rule for ordered levels: 0 for a sure right answer, and mass on a level
+    near the true one costs less than mass far from it.
+    """
+    levels = proba.shape[1]
+    cdf = proba.cumsum(dim=1)[:, :-1]
+    observed = (target.unsqueeze(1) <= torch.arange(levels - 1, device=target.device)).to(proba.dtype)
+    return (cdf - observed).square().sum(dim=1) / (levels - 1)
+
+
+def negative_log_likelihood(proba: Tensor, target: Tensor) -> Tensor:
+    """-log p_{y_i} per sample, (N,); p clamped at the dtype's smallest normal number (float32: at most 87.3)."""
+    chosen = proba.gather(1, target.unsqueeze(1)).squeeze(1)
+    return -chosen.clamp_min(torch.finfo(proba.dtype).tiny).log()
 
 
 class TaskMetrics(nn.Module):
@@ -71,13 +90,14 @@ class MulticlassMetrics(TaskMetrics):
 
 
 class OrdinalMetrics(TaskMetrics):
-    """Decoded levels: mae, rmse, acc (exact), acc_within1; ece where the loss gives a distribution.
+    """Decoded levels: mae, rmse, acc (exact), acc_within1; where the loss gives a distribution
+    also ece (15 bins), rps (`ranked_probability_score`) and nll (`negative_log_likelihood`).
 
     Args:
-        level_decoding: ``argmax`` or ``expected`` (see `Loss.predict_level`).
+        level_decoding: a rule of `LEVEL_RULES` (see `Loss.predict_level`).
     """
 
-    def __init__(self, task: Task, loss: Loss, level_decoding: str = "argmax") -> None:
+    def __init__(self, task: Task, loss: Loss, level_decoding: str = "auto") -> None:
         super().__init__(task, loss)
         self.level_decoding = level_decoding
         self.metrics["mae"] = MeanAbsoluteError()
@@ -86,6 +106,8 @@ class OrdinalMetrics(TaskMetrics):
         self.metrics["acc_within1"] = MeanMetric()
         if loss.gives_distribution:
             self.metrics["ece"] = MulticlassCalibrationError(task.size, n_bins=15, norm="l1")
+            self.metrics["rps"] = MeanMetric()
+            self.metrics["nll"] = MeanMetric()
         self.confusion = MulticlassConfusionMatrix(task.size)
 
     def update(self, outputs: Tensor, target: Tensor) -> None:
@@ -96,7 +118,10 @@ class OrdinalMetrics(TaskMetrics):
         self.metrics["acc"].update(levels, target)
         self.metrics["acc_within1"].update(((levels - target).abs() <= 1).float())
         if "ece" in self.metrics:
-            self.metrics["ece"].update(loss.predict_proba(outputs), target)
+            proba = loss.predict_proba(outputs)
+            self.metrics["ece"].update(proba, target)
+            self.metrics["rps"].update(ranked_probability_score(proba, target))
+            self.metrics["nll"].update(negative_log_likelihood(proba, target))
         self.confusion.update(levels, target)
 
 
@@ -133,7 +158,7 @@ class RegressionMetrics(TaskMetrics):
             metric.update(prediction.float(), target.float())
 
 
-def task_metrics(task: Task, loss: Loss, level_decoding: str = "argmax") -> TaskMetrics:
+def task_metrics(task: Task, loss: Loss, level_decoding: str = "auto") -> TaskMetrics:
     """The metrics of ``task``, decoding outputs with ``loss``."""
     if task.kind is TaskKind.ORDINAL:
         return OrdinalMetrics(task, loss, level_decoding)

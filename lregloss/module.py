@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 from lregloss.callbacks.regularization import Regularization
 from lregloss.lightning import pl
 from lregloss.losses import Loss
+from lregloss.losses.base import check_level_rule
 from lregloss.metrics import task_metrics
 from lregloss.private_names import is_logging_step, load_pending_loader_states
 from lregloss.regularizers import Regularizer
@@ -56,7 +57,9 @@ class RegularizedLossModule(pl.LightningModule):
         scheduler: optional partial LR scheduler taking the optimizer (and ``total_steps``
             where its signature has it); stepped after every optimizer step.
         regularizers: penalties by name; none by default.
-        level_decoding: ``argmax`` or ``expected``, how ordinal levels are decoded.
+        level_decoding: how ordinal levels are decoded, a rule of `LEVEL_RULES`: ``auto`` (the
+            loss's own: the median for ``OrdinalLogistic``, the mode for softmax-like losses),
+            ``mode``, ``median`` or ``expected`` (`Loss.predict_level`).
         recipe: the plain configs the module was built from (see `from_recipe`); saved in
             every checkpoint, so that `load_from_checkpoint` rebuilds the module from it alone.
     """
@@ -69,11 +72,12 @@ class RegularizedLossModule(pl.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         regularizers: Mapping[str, Regularizer] | None = None,
-        level_decoding: str = "argmax",
+        level_decoding: str = "auto",
         recipe: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         loss.check_task(task)
+        check_level_rule(level_decoding, loss if task.kind is TaskKind.ORDINAL else None)
         self.model = model
         self.loss = loss
         self.task = task
@@ -108,7 +112,8 @@ class RegularizedLossModule(pl.LightningModule):
             optimizer=instantiate(recipe["optimizer"]),
             scheduler=None if scheduler is None else instantiate(scheduler),
             regularizers={name: instantiate(config) for name, config in recipe["regularizers"].items()},
-            level_decoding=recipe["level_decoding"],
+            # "argmax", before the rules were named, was each loss's own rule: "auto"
+            level_decoding="auto" if recipe["level_decoding"] == "argmax" else recipe["level_decoding"],
             recipe=recipe,
         )
 

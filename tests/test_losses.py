@@ -203,6 +203,67 @@ def test_ordinal_with_two_levels_is_binary_logistic():
     torch.testing.assert_close(OrdinalLogistic()(o, y), reference)
 
 
+def cumulative_link_by_formula(o: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """mean_i -log(sigma(z_y) - sigma(z_{y+1})), sigma(z_0) = 1, sigma(z_K) = 0, written out in float64."""
+    total = 0.0
+    for i in range(o.shape[0]):
+        z = [float(o[i, 0])]
+        for k in range(1, o.shape[1]):
+            z.append(z[-1] - math.log1p(math.exp(float(o[i, k]))))
+        at_least = [1.0] + [1 / (1 + math.exp(-value)) for value in z] + [0.0]  # P(y >= k), k = 0..K
+        total -= math.log(at_least[int(y[i])] - at_least[int(y[i]) + 1])
+    return torch.tensor(total / o.shape[0], dtype=torch.float64)
+
+
+def corn_by_formula(o: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """coral-pytorch's corn_loss written out: per task k the samples with y >= k - 1, target 1[y >= k]."""
+    total, pairs = 0.0, 0
+    for k in range(1, o.shape[1] + 1):
+        for i in range(o.shape[0]):
+            if y[i] >= k - 1:
+                p = 1 / (1 + math.exp(-float(o[i, k - 1])))
+                total -= math.log(p) if y[i] >= k else math.log(1 - p)
+                pairs += 1
+    return torch.tensor(total / pairs, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("n,k", [(1, 2), (9, 3), (30, 5), (12, 7)])
+def test_the_cumulative_link_likelihood_matches_its_formula_and_its_distribution(n, k):
+    o = torch.randn(n, k - 1, dtype=torch.float64) * 2
+    y = torch.randint(0, k, (n,))
+    loss = OrdinalLogistic("likelihood")
+    torch.testing.assert_close(loss(o, y), cumulative_link_by_formula(o, y))
+    proba = loss.predict_proba(o)
+    torch.testing.assert_close(proba.sum(dim=1), torch.ones(n, dtype=torch.float64))
+    torch.testing.assert_close(loss(o, y), -proba.gather(1, y.unsqueeze(1)).log().mean())  # the likelihood it reports
+
+
+def test_the_cumulative_link_likelihood_stays_finite_where_the_probabilities_underflow():
+    o = torch.tensor([[200.0, -300.0, 5.0], [-120.0, 40.0, 40.0]])
+    y = torch.tensor([1, 3])
+    loss = OrdinalLogistic("likelihood")(o, y)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, torch.tensor((500.0 + 200.0) / 2), rtol=1e-3, atol=1e-3)  # -log P: 200 + 300, and 200
+
+
+@pytest.mark.parametrize("n,k", [(1, 2), (9, 3), (30, 5)])
+def test_corn_matches_coral_pytorchs_formula_and_its_distribution(n, k):
+    o = torch.randn(n, k - 1, dtype=torch.float64) * 2
+    y = torch.randint(0, k, (n,))
+    loss = OrdinalLogistic("corn")
+    torch.testing.assert_close(loss(o, y), corn_by_formula(o, y))
+    proba = loss.predict_proba(o)
+    assert torch.all(proba >= 0)
+    torch.testing.assert_close(proba.sum(dim=1), torch.ones(n, dtype=torch.float64))
+    at_least = torch.sigmoid(o).cumprod(dim=1)  # P(y >= k) = prod_{j <= k} P(y >= j | y >= j - 1)
+    torch.testing.assert_close(proba.flip(1).cumsum(1).flip(1)[:, 1:], at_least)
+
+
+def test_an_unknown_ordinal_objective_is_refused_naming_the_ones_there_are():
+    with pytest.raises(ValueError, match="objective must be one of binary, likelihood, corn, got 'probit'"):
+        OrdinalLogistic("probit")
+
+
 def gradcheck_cases():
     f, y = scores_and_labels(4, 5, seed=6)
     f = f + 0.1 * torch.arange(5)  # keep hinge kinks away from the finite-difference step
@@ -218,6 +279,8 @@ def gradcheck_cases():
         (SquaredError(), r, r.flip(0) + 0.3),
         (AbsoluteError(), r, r.flip(0) + 0.3),
         (OrdinalLogistic(), torch.randn(4, 4, dtype=torch.float64), levels),
+        (OrdinalLogistic("likelihood"), torch.randn(4, 4, dtype=torch.float64), levels),
+        (OrdinalLogistic("corn"), torch.randn(4, 4, dtype=torch.float64), levels),
     ]
 
 
@@ -299,10 +362,44 @@ def test_predict_level_rounds_clips_and_takes_expectations():
     softmax = SoftmaxCrossEntropy()
     assert softmax.predict_level(scores, 5).tolist() == [3, 0]
     assert softmax.predict_level(scores, 5, rule="expected").tolist() == [2, 2]
-    with pytest.raises(ValueError, match="no distribution"):
+    with pytest.raises(ValueError, match="level_decoding=expected needs a distribution.*MulticlassHinge"):
         MulticlassHinge().predict_level(scores, 5, rule="expected")
-    with pytest.raises(ValueError, match="argmax"):
-        softmax.predict_level(scores, 5, rule="median")
+    with pytest.raises(ValueError, match="level_decoding=middle is not a rule; use one of auto, mode, median"):
+        softmax.predict_level(scores, 5, rule="middle")
+    with pytest.raises(ValueError, match="level_decoding=argmax is no more.*level_decoding=auto"):
+        softmax.predict_level(scores, 5, rule="argmax")
+
+
+class GivenDistribution(SoftmaxCrossEntropy):
+    """A loss whose outputs are already the distribution: the decoding rules alone under test."""
+
+    def predict_proba(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs
+
+
+@pytest.mark.parametrize(
+    "proba,mode,median,expected",
+    [
+        ([0.4, 0.05, 0.05, 0.5], 3, 2, 2),  # the issue's case: the mode is 3, the median 2 (CDF 0.5 at level 2)
+        ([0.1, 0.2, 0.3, 0.4], 3, 2, 2),  # mean 2.0
+        ([0.6, 0.0, 0.0, 0.4], 0, 0, 1),  # mean 1.2
+        ([0.0, 0.0, 0.1, 0.9], 3, 3, 3),
+        ([0.5, 0.5, 0.0, 0.0], 0, 0, 0),  # round(0.5) is 0 (half to even), the median the first with CDF >= 1/2
+    ],
+)
+def test_decoding_rules_on_hand_written_distributions(proba, mode, median, expected):
+    outputs, loss = torch.tensor([proba], dtype=torch.float64), GivenDistribution()
+    assert loss.predict_level(outputs, 4, rule="mode").item() == mode
+    assert loss.predict_level(outputs, 4, rule="median").item() == median
+    assert loss.predict_level(outputs, 4, rule="expected").item() == expected
+
+
+@pytest.mark.parametrize("objective", ["binary", "likelihood", "corn"])
+def test_an_ordinal_objectives_auto_rule_is_the_median_of_its_distribution(objective):
+    o = torch.randn(200, 4, dtype=torch.float64) * 3
+    loss = OrdinalLogistic(objective)
+    assert torch.equal(loss.predict_level(o, 5), loss.predict_level(o, 5, rule="median"))
+    assert not torch.equal(loss.predict_level(o, 5, rule="mode"), loss.predict_level(o, 5, rule="median"))
 
 
 @pytest.mark.parametrize(

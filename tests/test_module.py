@@ -25,9 +25,10 @@ def make_trainer(**kwargs) -> pl.Trainer:
     return pl.Trainer(**options)
 
 
-def make_module(task, loss, regularizers=None, lr=0.05, hidden=(16,)):
+def make_module(task, loss, regularizers=None, lr=0.05, hidden=(16,), level_decoding="auto"):
     model = MLP(8, loss.num_outputs(task), hidden_sizes=hidden)
-    return RegularizedLossModule(model, loss, task, partial(torch.optim.SGD, lr=lr), regularizers=regularizers)
+    optimizer = partial(torch.optim.SGD, lr=lr)
+    return RegularizedLossModule(model, loss, task, optimizer, regularizers=regularizers, level_decoding=level_decoding)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ def test_every_task_kind_learns_and_reports_its_metrics(task, loss, metric, bett
 def test_metric_names_per_task():
     names = {
         "multiclass": {"val/acc", "val/acc_top5"},
-        "ordinal": {"val/mae", "val/rmse", "val/acc", "val/acc_within1", "val/ece"},
+        "ordinal": {"val/mae", "val/rmse", "val/acc", "val/acc_within1", "val/ece", "val/rps", "val/nll"},
         "multilabel": {"val/hamming", "val/subset_acc", "val/f1_micro", "val/f1_macro", "val/f1/a", "val/f1/c"},
         "regression": {"val/mae", "val/rmse"},
     }
@@ -68,7 +69,13 @@ def test_metric_names_per_task():
 def test_hinge_on_ratings_gives_no_calibration_error():
     task = Task("ordinal", 5)
     [result] = make_trainer().validate(make_module(task, MulticlassHinge()), datamodule=TensorDataModule(task), verbose=False)
-    assert "val/ece" not in result and "val/mae" in result
+    assert not {"val/ece", "val/rps", "val/nll"} & set(result) and "val/mae" in result
+
+
+def test_a_decoding_rule_needing_a_distribution_is_refused_at_construction_for_a_loss_without_one():
+    with pytest.raises(ValueError, match="level_decoding=median needs a distribution.*MulticlassHinge"):
+        make_module(Task("ordinal", 5), MulticlassHinge(), level_decoding="median")
+    make_module(Task("multiclass", 5), MulticlassHinge(), level_decoding="median")  # no levels to decode: unused
 
 
 def test_a_mismatched_loss_fails_at_construction():

@@ -71,10 +71,37 @@ def test_every_review_loss_runs_and_logs_the_documented_tags(sweep):
         assert "reg:\n  _target_: lregloss.regularizers.L1" in (job / "config.yaml").read_text()
 
 
-def test_losses_with_a_distribution_report_calibration(sweep):
-    with_ece = {job.name for job in sweep if "val/ece" in scalars(job)}
+def test_losses_with_a_distribution_report_calibration_and_proper_scores(sweep):
     expected = {str(REVIEW_LOSSES.index(name)) for name in ("softmax", "hsoftmax", "ordinal")}
-    assert with_ece == expected
+    for tag in ("val/ece", "val/rps", "val/nll", "test/rps", "test/nll"):
+        assert {job.name for job in sweep if tag in scalars(job)} == expected, tag
+
+
+@pytest.mark.parametrize("objective", ["binary", "likelihood", "corn"])
+def test_the_ordinal_objective_and_decoding_rule_are_config_keys_and_the_rule_is_logged(
+    compose_config, objective, caplog
+):
+    cfg = compose_config("loss=ordinal", f"loss.objective={objective}")
+    with caplog.at_level("INFO", logger="lregloss.app.train"):
+        module = build_module(cfg, Task("ordinal", 5), input_size=50)
+    assert module.loss.objective == objective and module.level_decoding == "auto"
+    assert "levels decoded by level_decoding=auto (OrdinalLogistic's own: median)" in caplog.text
+    module = build_module(compose_config("loss=ordinal", "level_decoding=expected"), Task("ordinal", 5), input_size=50)
+    assert module.val_metrics.level_decoding == "expected"
+
+
+@pytest.mark.parametrize(
+    "override,line",
+    [
+        ("level_decoding=argmax", "level_decoding=argmax is no more: it was each loss's own rule, now level_decoding=auto"),
+        ("loss.objective=probit", "loss.objective must be one of binary, likelihood, corn, got 'probit'"),
+    ],
+)
+def test_a_bad_decoding_rule_or_objective_exits_2_with_one_line(tmp_path, override, line):
+    result = run_entry_point(tmp_path, "loss=ordinal", override)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-2000:]
+    assert line in output and "Traceback" not in output
 
 
 def test_hparams_tab_holds_the_choices_and_final_metrics(sweep):

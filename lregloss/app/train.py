@@ -165,7 +165,7 @@ def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLos
             scheduler = instantiate(cfg.scheduler)
     with config_key("reg", cfg.reg):
         regularizer = instantiate(cfg.reg)
-    return RegularizedLossModule(
+    module = RegularizedLossModule(
         model=model,
         loss=loss,
         task=task,
@@ -175,6 +175,11 @@ def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLos
         level_decoding=cfg.level_decoding,
         recipe=module_recipe(cfg, task, input_size, loss_arguments),
     )
+    if task.kind is TaskKind.ORDINAL:
+        rule = str(cfg.level_decoding)
+        own = f" ({type(loss).__name__}'s own: {loss.own_level_rule})" if rule == "auto" else ""
+        log.info("levels decoded by level_decoding=%s%s", rule, own)
+    return module
 
 
 def module_recipe(cfg: DictConfig, task: Task, input_size: int, loss_arguments: dict[str, Any]) -> dict[str, Any]:

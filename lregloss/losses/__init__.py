@@ -1,13 +1,14 @@
 """Every loss of the lecture, one family per file; each an ``nn.Module`` with the `Loss` contract."""
 
 from lregloss.losses.attributes import AttributeHinge, AttributeLogistic
-from lregloss.losses.base import Loss, LossTaskMismatchError, loss_classes
+from lregloss.losses.base import LEVEL_RULES, Loss, LossTaskMismatchError, loss_classes
 from lregloss.losses.hierarchical import HierarchicalSoftmax
 from lregloss.losses.multiclass import MulticlassHinge, MulticlassSquaredHinge, SoftmaxCrossEntropy
 from lregloss.losses.ordinal import OrdinalLogistic
 from lregloss.losses.regression import AbsoluteError, SquaredError
 
 __all__ = [
+    "LEVEL_RULES",
     "AbsoluteError",
     "AttributeHinge",
     "AttributeLogistic",

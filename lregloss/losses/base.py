@@ -14,6 +14,10 @@ class LossTaskMismatchError(ValueError):
     """A loss was paired with a task it cannot learn (e.g. attr_hinge on star ratings)."""
 
 
+# How ordered levels are decoded (`Loss.predict_level`); all but auto need a distribution.
+LEVEL_RULES = ("auto", "mode", "median", "expected")
+
+
 class Loss(nn.Module):
     """Base of every lregloss loss (timm's contract: ``forward(outputs, target) -> Tensor``).
 
@@ -25,6 +29,7 @@ class Loss(nn.Module):
     """
 
     tasks: ClassVar[frozenset[TaskKind]] = frozenset()
+    own_level_rule: ClassVar[str] = "mode"  # what level_decoding=auto (``predict``) decodes, for the log
 
     def num_outputs(self, task: Task) -> int:
         """Width of the model's last layer for ``task``."""
@@ -43,28 +48,28 @@ class Loss(nn.Module):
         """True where ``predict_proba`` returns a distribution (softmax, hsoftmax, ordinal, ...)."""
         return type(self).predict_proba is not Loss.predict_proba
 
-    def predict_level(self, outputs: Tensor, num_levels: int, rule: str = "argmax") -> Tensor:
-        """Decode outputs into one of ``num_levels`` ordered levels (long, 0..K-1).
+    def predict_level(self, outputs: Tensor, num_levels: int, rule: str = "auto") -> Tensor:
+        """Decode outputs into one of ``num_levels`` ordered levels (long, 0..K-1) by ``rule`` (`LEVEL_RULES`).
 
-        Args:
-            outputs: the model's outputs.
-            num_levels: K, the number of ordered levels.
-            rule: ``argmax`` decodes with ``predict`` (rounding and clipping real values);
-                ``expected`` rounds the expected level sum_k k p_k, for losses that give a
-                distribution.
+        ``auto`` is the loss's own ``predict`` (the mode of softmax-like distributions and of
+        scores, the median for ordinal thresholds, the rounded value for regression); the
+        others need a distribution p over the levels: ``mode`` argmax_k p_k, ``median`` the
+        smallest k with p_0 + ... + p_k >= 1/2, ``expected`` round(sum_k k p_k).
 
         Raises:
-            ValueError: unknown rule, or ``expected`` for a loss without a distribution.
+            ValueError: an unknown rule, or one that needs a distribution for a loss without one.
         """
-        if rule == "argmax":
+        check_level_rule(rule, self)
+        if rule == "auto":
             prediction = self.predict(outputs)
-        elif rule == "expected":
-            proba = self.predict_proba(outputs)
-            if proba is None:
-                raise ValueError(f"{type(self).__name__} gives no distribution; use rule='argmax'")
-            prediction = proba @ torch.arange(num_levels, dtype=proba.dtype, device=proba.device)
         else:
-            raise ValueError(f"Unknown level decoding rule {rule!r}; use 'argmax' or 'expected'")
+            proba = self.predict_proba(outputs)
+            if rule == "mode":
+                prediction = proba.argmax(dim=1)
+            elif rule == "median":
+                prediction = (proba.cumsum(dim=1) < 0.5).sum(dim=1)
+            else:
+                prediction = proba @ torch.arange(num_levels, dtype=proba.dtype, device=proba.device)
         if prediction.is_floating_point():
             prediction = prediction.round()
         return prediction.clamp(0, num_levels - 1).long()
@@ -89,6 +94,26 @@ class Loss(nn.Module):
             f"loss {cls.__name__} does not fit a {task.kind.value} task "
             f"(it fits: {', '.join(sorted(k.value for k in cls.tasks))}); "
             f"losses that fit: {', '.join(fitting) or 'none'}"
+        )
+
+
+def check_level_rule(rule: str, loss: Loss | None) -> None:
+    """Raise unless ``rule`` is a level decoding rule and ``loss`` (if given) can decode by it.
+
+    Raises:
+        ValueError: naming ``level_decoding``, the rule and the rules there are.
+    """
+    if rule == "argmax":
+        raise ValueError(
+            "level_decoding=argmax is no more: it was each loss's own rule, now level_decoding=auto; "
+            "or choose mode, median or expected"
+        )
+    if rule not in LEVEL_RULES:
+        raise ValueError(f"level_decoding={rule} is not a rule; use one of {', '.join(LEVEL_RULES)}")
+    if rule != "auto" and loss is not None and not loss.gives_distribution:
+        raise ValueError(
+            f"level_decoding={rule} needs a distribution over the levels, which {type(loss).__name__} does not "
+            "give; use level_decoding=auto"
         )
 
 

@@ -15,6 +15,8 @@ class RegressionLoss(Loss):
     0..K-1 is the target, and ``predict_level`` rounds and clips the value.
     """
 
+    own_level_rule = "rounded value"
+
     def num_outputs(self, task: Task) -> int:
         return 1 if task.kind is TaskKind.ORDINAL else task.size
 
