@@ -6,9 +6,11 @@ Every loss is measured on the same numbers: outputs are decoded by the loss itse
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassCalibrationError,
@@ -40,6 +42,54 @@ def negative_log_likelihood(proba: Tensor, target: Tensor) -> Tensor:
     return -chosen.clamp_min(torch.finfo(proba.dtype).tiny).log()
 
 
+RELIABILITY_BINS = 15  # as val/ece and test/ece (MulticlassCalibrationError, n_bins=15)
+
+
+@dataclass  # not frozen: torchmetrics maps over what compute returns
+class Reliability:
+    """Per confidence bin: mean confidence, accuracy and sample count (bins without samples dropped); ECE."""
+
+    confidence: list[float]
+    accuracy: list[float]
+    count: list[int]
+    ece: float
+
+
+class ReliabilityBins(Metric):
+    """The reliability diagram of predicted distributions: top-label confidence against accuracy, bin by bin.
+
+    The confidence max_k p_k falls in one of ``bins`` equal bins of [0, 1] (a confidence of
+    exactly 1 in the last); ``compute`` gives each bin's mean confidence, accuracy and count,
+    and ECE = sum_b (n_b / N) |accuracy_b - mean confidence_b| (torchmetrics'
+    ``MulticlassCalibrationError(norm="l1")``, which gives a confidence of 1 a bin of its own).
+    Bin sums in float64; under DDP they are summed over the ranks.
+    """
+
+    full_state_update = False
+
+    def __init__(self, bins: int = RELIABILITY_BINS) -> None:
+        super().__init__()
+        self.bins = bins
+        for name in ("count", "confidence", "correct"):
+            self.add_state(name, torch.zeros(bins, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, proba: Tensor, target: Tensor) -> None:
+        confidence, predicted = proba.detach().max(dim=1)
+        confidence = confidence.double()
+        edges = torch.linspace(0, 1, self.bins + 1, dtype=torch.float64, device=confidence.device)[1:-1]
+        which = torch.bucketize(confidence, edges, right=True)
+        self.count.index_add_(0, which, torch.ones_like(confidence))
+        self.confidence.index_add_(0, which, confidence)
+        self.correct.index_add_(0, which, (predicted == target).double())
+
+    def compute(self) -> Reliability:
+        count = self.count.clamp_min(1)
+        confidence, accuracy = self.confidence / count, self.correct / count
+        ece = float(((self.count / self.count.sum().clamp_min(1)) * (accuracy - confidence).abs()).sum())
+        kept = self.count > 0
+        return Reliability(confidence[kept].tolist(), accuracy[kept].tolist(), self.count[kept].long().tolist(), ece)
+
+
 class TaskMetrics(nn.Module):
     """Metrics of one task for one stage; ``update`` per batch, ``compute`` per epoch."""
 
@@ -49,9 +99,14 @@ class TaskMetrics(nn.Module):
         self.loss = [loss]  # a list keeps the loss out of this module's children and state_dict
         self.metrics = nn.ModuleDict()
         self.confusion: MulticlassConfusionMatrix | None = None
+        self.reliability = nn.ModuleDict()  # ReliabilityBins of the distribution as reported ("predicted"), at T = 1
 
-    def update(self, outputs: Tensor, target: Tensor) -> None:
+    def update(self, outputs: Tensor, target: Tensor, temperature: float = 1.0) -> None:
+        """Add a batch; ``temperature`` divides the logits of the distributions the metrics read."""
         raise NotImplementedError
+
+    def track_uncalibrated(self) -> None:
+        """Also report the distribution's metrics at temperature 1 (as ``uncalibrated/<name>``), where there are some."""
 
     def compute(self) -> dict[str, Tensor]:
         """Scalar metric values by name (vector metrics split into one entry per name)."""
@@ -66,7 +121,7 @@ class TaskMetrics(nn.Module):
         return values
 
     def reset(self) -> None:
-        for metric in self.metrics.values():
+        for metric in [*self.metrics.values(), *self.reliability.values()]:
             metric.reset()
         if self.confusion is not None:
             self.confusion.reset()
@@ -82,7 +137,7 @@ class MulticlassMetrics(TaskMetrics):
             self.metrics["acc_top5"] = MulticlassAccuracy(task.size, top_k=5, average="micro")
         self.confusion = MulticlassConfusionMatrix(task.size)
 
-    def update(self, outputs: Tensor, target: Tensor) -> None:
+    def update(self, outputs: Tensor, target: Tensor, temperature: float = 1.0) -> None:
         scores = self.loss[0].class_scores(outputs)
         for metric in self.metrics.values():
             metric.update(scores, target)
@@ -108,21 +163,35 @@ class OrdinalMetrics(TaskMetrics):
             self.metrics["ece"] = MulticlassCalibrationError(task.size, n_bins=15, norm="l1")
             self.metrics["rps"] = MeanMetric()
             self.metrics["nll"] = MeanMetric()
+            self.reliability["predicted"] = ReliabilityBins()
         self.confusion = MulticlassConfusionMatrix(task.size)
 
-    def update(self, outputs: Tensor, target: Tensor) -> None:
+    def update(self, outputs: Tensor, target: Tensor, temperature: float = 1.0) -> None:
         loss = self.loss[0]
-        levels = loss.predict_level(outputs, self.task.size, self.level_decoding)
+        levels = loss.predict_level(outputs, self.task.size, self.level_decoding, temperature)
         self.metrics["mae"].update(levels.float(), target.float())
         self.metrics["rmse"].update(levels.float(), target.float())
         self.metrics["acc"].update(levels, target)
         self.metrics["acc_within1"].update(((levels - target).abs() <= 1).float())
         if "ece" in self.metrics:
-            proba = loss.predict_proba(outputs)
-            self.metrics["ece"].update(proba, target)
-            self.metrics["rps"].update(ranked_probability_score(proba, target))
-            self.metrics["nll"].update(negative_log_likelihood(proba, target))
+            self._update_distribution("", loss.predict_proba(outputs, temperature), target)
+        if "uncalibrated/ece" in self.metrics:
+            self._update_distribution("uncalibrated/", loss.predict_proba(outputs), target)
         self.confusion.update(levels, target)
+
+    def _update_distribution(self, prefix: str, proba: Tensor, target: Tensor) -> None:
+        self.reliability["uncalibrated" if prefix else "predicted"].update(proba, target)
+        self.metrics[f"{prefix}ece"].update(proba, target)
+        self.metrics[f"{prefix}rps"].update(ranked_probability_score(proba, target))
+        self.metrics[f"{prefix}nll"].update(negative_log_likelihood(proba, target))
+
+    def track_uncalibrated(self) -> None:
+        if "ece" in self.metrics and "uncalibrated/ece" not in self.metrics:
+            device = self.metrics["ece"].device
+            self.metrics["uncalibrated/ece"] = MulticlassCalibrationError(self.task.size, n_bins=15, norm="l1").to(device)
+            self.metrics["uncalibrated/rps"] = MeanMetric().to(device)
+            self.metrics["uncalibrated/nll"] = MeanMetric().to(device)
+            self.reliability["uncalibrated"] = ReliabilityBins().to(device)
 
 
 class MultilabelMetrics(TaskMetrics):
@@ -137,7 +206,7 @@ class MultilabelMetrics(TaskMetrics):
         self.metrics["f1_macro"] = MultilabelF1Score(size, average="macro")
         self.metrics["f1"] = MultilabelF1Score(size, average=None)
 
-    def update(self, outputs: Tensor, target: Tensor) -> None:
+    def update(self, outputs: Tensor, target: Tensor, temperature: float = 1.0) -> None:
         decisions = self.loss[0].predict(outputs)
         present = (target > 0).long()  # accepts {0,1} and {-1,+1} codings
         for metric in self.metrics.values():
@@ -152,7 +221,7 @@ class RegressionMetrics(TaskMetrics):
         self.metrics["mae"] = MeanAbsoluteError()
         self.metrics["rmse"] = MeanSquaredError(squared=False)
 
-    def update(self, outputs: Tensor, target: Tensor) -> None:
+    def update(self, outputs: Tensor, target: Tensor, temperature: float = 1.0) -> None:
         prediction = self.loss[0].predict(outputs).reshape(target.shape)
         for metric in self.metrics.values():
             metric.update(prediction.float(), target.float())

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lregloss.callbacks.regularization import Regularization
+from lregloss.callbacks.temperature_scaling import TEMPERATURE_KEY
 from lregloss.lightning import pl
 from lregloss.losses import Loss
 from lregloss.losses.base import check_level_rule
@@ -89,6 +90,7 @@ class RegularizedLossModule(pl.LightningModule):
         self.recipe = None if recipe is None else dict(recipe)
         self.val_metrics = task_metrics(task, loss, level_decoding)
         self.test_metrics = task_metrics(task, loss, level_decoding)
+        self.temperature: float | None = None  # set by TemperatureScaling; None: the distributions as they are
 
     @classmethod
     def from_recipe(cls, recipe: Mapping[str, Any]) -> RegularizedLossModule:
@@ -146,11 +148,23 @@ class RegularizedLossModule(pl.LightningModule):
             )
         module = cls.from_recipe(recipe)
         module.load_state_dict(checkpoint["state_dict"], strict=strict)
+        module.on_load_checkpoint(checkpoint)
         return module.eval()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.recipe is not None:
             checkpoint[RECIPE_KEY] = self.recipe
+        if self.temperature is not None:
+            checkpoint[TEMPERATURE_KEY] = self.temperature
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The fitted temperature, where the checkpoint holds one (`TemperatureScaling`)."""
+        self.temperature = checkpoint.get(TEMPERATURE_KEY)
+
+    @property
+    def scale(self) -> float:
+        """The temperature the reported distributions are at: the fitted one, else 1."""
+        return 1.0 if self.temperature is None else self.temperature
 
     def configure_callbacks(self) -> list[Regularization]:
         """The module's `Regularization` callback (none without regularizers).
@@ -240,12 +254,12 @@ class RegularizedLossModule(pl.LightningModule):
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
         outputs = self.model(inputs)
         if self.task.kind is TaskKind.ORDINAL:
-            prediction = self.loss.predict_level(outputs, self.task.size, self.level_decoding)
+            prediction = self.loss.predict_level(outputs, self.task.size, self.level_decoding, self.scale)
         else:
             prediction = self.loss.predict(outputs)
         result = {"prediction": prediction}
         if self.loss.gives_distribution:
-            result["proba"] = self.loss.predict_proba(outputs)
+            result["proba"] = self.loss.predict_proba(outputs, self.scale)
         return result
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -260,7 +274,7 @@ class RegularizedLossModule(pl.LightningModule):
         # sync_dist: under DDP, the mean over every rank's samples, the whole split's loss (Lightning
         # all-reduces both the batch-size-weighted sum and the sample count).
         self.log(f"{stage}/loss", self.loss(outputs, target), on_epoch=True, prog_bar=stage == "val", sync_dist=True)
-        metrics.update(outputs, target)
+        metrics.update(outputs, target, self.scale if stage == "test" else 1.0)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)
@@ -270,23 +284,32 @@ class RegularizedLossModule(pl.LightningModule):
 
     def _log_metrics(self, stage: str, metrics, confusion_figure: bool = False) -> None:
         values = metrics.compute()  # torchmetrics gathers every rank's state: the whole split's values
+        if stage == "test" and self.temperature is not None:
+            values["temperature"] = torch.tensor(self.temperature, device=self.device)
         # Already equal on every rank; sync_dist with max keeps them bit for bit (a mean may round)
         # and tells Lightning they are synchronised.
         self.log_dict({f"{stage}/{name}": value for name, value in values.items()}, sync_dist=True, reduce_fx="max")
-        if confusion_figure and metrics.confusion is not None:
-            self._log_confusion_matrix(stage, metrics.confusion)
+        if confusion_figure:
+            self._log_figures(stage, metrics)
         metrics.reset()
 
-    def _log_confusion_matrix(self, stage: str, confusion) -> None:
+    def _log_figures(self, stage: str, metrics) -> None:
+        """The confusion matrix and, for a distribution, the reliability diagram (IMAGES), on TensorBoard."""
         loggers = [logger for logger in self.loggers if isinstance(logger, pl.loggers.TensorBoardLogger)]
         if not loggers or self.trainer.sanity_checking:
             return
-        import matplotlib.pyplot as plt  # here, not at import: only the test stage's figure needs it
+        import matplotlib.pyplot as plt  # here, not at import: only the test stage's figures need it
 
-        figure, _ = confusion.plot(labels=list(self.task.names) if self.task.names else None)
-        for logger in loggers:
-            logger.experiment.add_figure(f"{stage}/confusion_matrix", figure, self.global_step)
-        plt.close(figure)
+        figures = {}
+        if metrics.confusion is not None:
+            figures["confusion_matrix"], _ = metrics.confusion.plot(labels=list(self.task.names) if self.task.names else None)
+        if metrics.reliability:
+            diagrams = {name: bins.compute() for name, bins in metrics.reliability.items()}
+            figures["reliability"] = reliability_figure(diagrams, self.temperature)
+        for name, figure in figures.items():
+            for logger in loggers:
+                logger.experiment.add_figure(f"{stage}/{name}", figure, self.global_step)
+            plt.close(figure)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
@@ -303,3 +326,17 @@ class RegularizedLossModule(pl.LightningModule):
                 "steps; train for more steps (trainer.max_epochs, a smaller data.batch_size) or use scheduler=none"
             ) from error
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def reliability_figure(diagrams: Mapping[str, Any], temperature: float | None):
+    """Accuracy against confidence per bin (`Reliability`) of the reported distribution and, if scaled, at T = 1."""
+    import matplotlib.pyplot as plt
+
+    labels = {"predicted": "predicted" if temperature is None else f"at T = {temperature:.3g}", "uncalibrated": "T = 1"}
+    figure, axes = plt.subplots(figsize=(4.5, 4.2), layout="constrained")
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    for name, diagram in diagrams.items():
+        axes.plot(diagram.confidence, diagram.accuracy, marker="o", label=f"{labels[name]} (ECE {diagram.ece:.3f})")
+    axes.set(xlabel="confidence (probability of the most probable level)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    axes.legend()
+    return figure

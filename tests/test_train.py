@@ -116,6 +116,18 @@ def test_hparams_tab_holds_the_choices_and_final_metrics(sweep):
     assert scalars(sweep[0])["hp/test/acc"][0] >= 0
 
 
+def test_temperature_scaling_is_one_flag_and_reports_before_and_after(compose_config, tmp_path):
+    cfg = compose_config("temperature_scaling=true", *TINY, output_dir=tmp_path)
+    metrics = train(cfg)
+    assert metrics["test/temperature"] > 0
+    assert {"test/ece", "test/nll", "test/rps", "test/uncalibrated/ece", "test/uncalibrated/nll"} <= set(metrics)
+    [best] = [path for path in (tmp_path / "checkpoints").glob("*.ckpt") if path.name != "last.ckpt"]
+    assert torch.load(best, weights_only=True)["lregloss_temperature"] == pytest.approx(metrics["test/temperature"])
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert {"test/reliability", "test/confusion_matrix"} <= set(events.Tags()["images"])
+
+
 def test_no_regularizer_logs_the_data_loss_alone(compose_config, tmp_path):
     cfg = compose_config("reg=none", *TINY, output_dir=tmp_path)
     train(cfg)

@@ -36,6 +36,7 @@ from lregloss.app.distributed import distributed_job, is_global_zero
 from lregloss.app.error_reporting import USER_ERRORS, ConfigError, config_key, innermost, one_line
 from lregloss.app.hydra_callbacks import ERROR_FILE
 from lregloss.app.resume import resumed_config
+from lregloss.callbacks import TemperatureScaling
 from lregloss.data.checks import check_first_batches
 from lregloss.losses import Loss
 from lregloss.module import DivergenceError, RegularizedLossModule
@@ -290,6 +291,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     purge_step = checkpoint_step(checkpoint) if checkpoint else None
     loggers: list[Logger] = instantiate_loggers(cfg.get("logger"), purge_step)
     callbacks = instantiate_entries(cfg.get("callbacks"), "callbacks")
+    if cfg.get("temperature_scaling"):
+        callbacks.append(TemperatureScaling())
     with config_key("trainer", cfg.trainer):
         trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -319,7 +322,7 @@ TASK_MONITORS = {  # monitor.metric=auto: the validation metric of each task kin
     TaskKind.MULTILABEL: ("val/hamming", "min"),
     TaskKind.REGRESSION: ("val/rmse", "min"),
 }
-LOWER_IS_BETTER = ("loss", "mae", "rmse", "hamming", "ece")  # monitor.mode=auto: min for these, max otherwise
+LOWER_IS_BETTER = ("loss", "mae", "rmse", "hamming", "ece", "rps", "nll")  # monitor.mode=auto: min for these, max otherwise
 
 
 def resolve_monitor(cfg: DictConfig, task: Task) -> bool:

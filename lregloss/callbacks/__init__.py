@@ -5,6 +5,7 @@ from lregloss.callbacks.max_norm import MaxNormConstraint, project_max_norm_
 from lregloss.callbacks.random_state import RandomStateCheckpoint
 from lregloss.callbacks.reg_monitor import RegularizationMonitor, weight_statistics
 from lregloss.callbacks.regularization import Regularization
+from lregloss.callbacks.temperature_scaling import TemperatureScaling
 
 __all__ = [
     "LastCheckpoint",
@@ -12,6 +13,7 @@ __all__ = [
     "RandomStateCheckpoint",
     "Regularization",
     "RegularizationMonitor",
+    "TemperatureScaling",
     "project_max_norm_",
     "weight_statistics",
 ]

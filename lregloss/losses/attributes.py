@@ -67,6 +67,6 @@ class AttributeLogistic(AttributeLoss):
         )
         return per_entry.sum(dim=1).mean()
 
-    def predict_proba(self, outputs: Tensor) -> Tensor:
-        """sigmoid(f), the probability of each attribute, shape (N, A)."""
-        return outputs.sigmoid()
+    def predict_proba(self, outputs: Tensor, temperature: float = 1.0) -> Tensor:
+        """sigmoid(f / T), the probability of each attribute, shape (N, A)."""
+        return (outputs / temperature).sigmoid()

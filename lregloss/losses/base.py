@@ -39,8 +39,15 @@ class Loss(nn.Module):
         """Decode outputs into the target's space (class index, attribute decisions, value)."""
         raise NotImplementedError
 
-    def predict_proba(self, outputs: Tensor) -> Tensor | None:
-        """Probabilities over classes, levels or attributes where the loss defines them, else None."""
+    def predict_proba(self, outputs: Tensor, temperature: float = 1.0) -> Tensor | None:
+        """Probabilities over classes, levels or attributes where the loss defines them, else None.
+
+        ``temperature`` T divides the logits the distribution is made of (class scores, tree
+        node logits, cumulative logits) before it is formed: T > 1 softens it, T < 1
+        sharpens it (`fit_temperature`). For softmax the ranking of the scores stays, hence the
+        mode; for cumulative thresholds the side of 1/2 each P(y >= k) = sigma(z_k / T) is on,
+        hence the median; products of sigmoids (a tree's classes, CORN's levels) may reorder.
+        """
         return None
 
     @property
@@ -48,13 +55,14 @@ class Loss(nn.Module):
         """True where ``predict_proba`` returns a distribution (softmax, hsoftmax, ordinal, ...)."""
         return type(self).predict_proba is not Loss.predict_proba
 
-    def predict_level(self, outputs: Tensor, num_levels: int, rule: str = "auto") -> Tensor:
+    def predict_level(self, outputs: Tensor, num_levels: int, rule: str = "auto", temperature: float = 1.0) -> Tensor:
         """Decode outputs into one of ``num_levels`` ordered levels (long, 0..K-1) by ``rule`` (`LEVEL_RULES`).
 
         ``auto`` is the loss's own ``predict`` (the mode of softmax-like distributions and of
         scores, the median for ordinal thresholds, the rounded value for regression); the
         others need a distribution p over the levels: ``mode`` argmax_k p_k, ``median`` the
-        smallest k with p_0 + ... + p_k >= 1/2, ``expected`` round(sum_k k p_k).
+        smallest k with p_0 + ... + p_k >= 1/2, ``expected`` round(sum_k k p_k), p at
+        ``temperature`` (see `predict_proba`).
 
         Raises:
             ValueError: an unknown rule, or one that needs a distribution for a loss without one.
@@ -63,7 +71,7 @@ class Loss(nn.Module):
         if rule == "auto":
             prediction = self.predict(outputs)
         else:
-            proba = self.predict_proba(outputs)
+            proba = self.predict_proba(outputs, temperature)
             if rule == "mode":
                 prediction = proba.argmax(dim=1)
             elif rule == "median":

@@ -364,10 +364,10 @@ class HierarchicalSoftmax(Loss):
         self._check_features(outputs)
         return hsoftmax_loss(outputs, target, self.weight, self.bias, self.path_nodes, self.path_signs)
 
-    def log_prob(self, outputs: Tensor) -> Tensor:
+    def log_prob(self, outputs: Tensor, temperature: float | Tensor = 1.0) -> Tensor:
         """log p(c | h) for every class c, (N, C); exp of each row sums to 1.
 
-        All C-1 node logits z = h V^T + b are computed once (O(N C D)), then combined down
+        All C-1 node logits z = (h V^T + b) / T are computed once (O(N C D)), then combined down
         the tree by ``tree_log_prob`` (by ``tree_log_prob_into``, in place, without
         autograd). Half precision is promoted to float32 first, since each class sums up to
         L log-sigmoids.
@@ -376,6 +376,8 @@ class HierarchicalSoftmax(Loss):
         dtype = torch.promote_types(outputs.dtype, torch.float32)
         if torch.is_grad_enabled() and (outputs.requires_grad or self.weight.requires_grad):
             logits = F.linear(outputs, self.weight, self.bias).to(dtype)
+            if isinstance(temperature, Tensor) or temperature != 1.0:  # a tensor T may be being fitted
+                logits = logits / temperature
             return tree_log_prob(
                 logits, self.node_parent, self.node_sign, self.leaf_parent, self.leaf_sign, self.level_starts
             )
@@ -386,6 +388,8 @@ class HierarchicalSoftmax(Loss):
             torch.mm(outputs.to(dtype), self.weight.t().to(dtype), out=logits)
         else:
             torch.addmm(self.bias.to(dtype), outputs.to(dtype), self.weight.t().to(dtype), out=logits)
+        if temperature != 1.0:
+            logits.div_(temperature)
         return tree_log_prob_into(
             buffer, self.node_parent, self.node_sign, self.leaf_parent, self.leaf_sign, self.level_starts
         )
@@ -398,9 +402,9 @@ class HierarchicalSoftmax(Loss):
         """Class index argmax_c p(c | h), shape (N,), long."""
         return self.log_prob(outputs).argmax(dim=-1)
 
-    def predict_proba(self, outputs: Tensor) -> Tensor:
-        """p(c | h), shape (N, C)."""
-        return self.log_prob(outputs).exp()
+    def predict_proba(self, outputs: Tensor, temperature: float | Tensor = 1.0) -> Tensor:
+        """p(c | h) with node logits divided by T, shape (N, C)."""
+        return self.log_prob(outputs, temperature).exp()
 
     def extra_repr(self) -> str:
         return (

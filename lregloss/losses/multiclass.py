@@ -132,9 +132,9 @@ class SoftmaxCrossEntropy(ClassScoresLoss):
     def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(full_precision(outputs), target, label_smoothing=self.label_smoothing)
 
-    def predict_proba(self, outputs: Tensor) -> Tensor:
-        """softmax(f), shape (N, C)."""
-        return outputs.softmax(dim=-1)
+    def predict_proba(self, outputs: Tensor, temperature: float = 1.0) -> Tensor:
+        """softmax(f / T), shape (N, C)."""
+        return (outputs / temperature).softmax(dim=-1)
 
     def extra_repr(self) -> str:
         return f"label_smoothing={self.label_smoothing}"

@@ -47,12 +47,12 @@ def cumulative_link_log_likelihood(outputs: Tensor, target: Tensor) -> Tensor:
     return per_level.gather(1, target.unsqueeze(1)).squeeze(1)
 
 
-def _at_least_cumulative(outputs: Tensor) -> Tensor:
-    return cumulative_logits(outputs).sigmoid()
+def _at_least_cumulative(outputs: Tensor, temperature: float) -> Tensor:
+    return (cumulative_logits(outputs) / temperature).sigmoid()
 
 
-def _at_least_corn(outputs: Tensor) -> Tensor:
-    return outputs.sigmoid().cumprod(dim=1)
+def _at_least_corn(outputs: Tensor, temperature: float) -> Tensor:
+    return (outputs / temperature).sigmoid().cumprod(dim=1)
 
 
 class OrdinalLogistic(Loss):
@@ -103,17 +103,18 @@ class OrdinalLogistic(Loss):
         per_threshold = F.binary_cross_entropy_with_logits(outputs, passed, reduction="none")
         return (per_threshold * asked).sum() / asked.sum()
 
-    def at_least(self, outputs: Tensor) -> Tensor:
-        """P(y >= k) for k = 1..K-1, shape (N, K-1), non-increasing in k."""
-        return _at_least_corn(outputs) if self.objective == "corn" else _at_least_cumulative(outputs)
+    def at_least(self, outputs: Tensor, temperature: float = 1.0) -> Tensor:
+        """P(y >= k) for k = 1..K-1, shape (N, K-1), non-increasing in k; logits (z, or CORN's o) divided by T."""
+        return (_at_least_corn if self.objective == "corn" else _at_least_cumulative)(outputs, temperature)
 
     def predict(self, outputs: Tensor) -> Tensor:
         """The median level in 0..K-1, shape (N,): the number of k with P(y >= k) > 1/2."""
         return (self.at_least(outputs) > 0.5).sum(dim=1)
 
-    def predict_proba(self, outputs: Tensor) -> Tensor:
-        """P(y = k) for k = 0..K-1, shape (N, K); rows sum to 1."""
-        at_least = self.at_least(outputs)
+    def predict_proba(self, outputs: Tensor, temperature: float = 1.0) -> Tensor:
+        """P(y = k) for k = 0..K-1, shape (N, K); rows sum to 1. One T for every threshold: a T per
+        threshold could cross the cumulative ones (sigma(z_1 / T_1) < sigma(z_2 / T_2))."""
+        at_least = self.at_least(outputs, temperature)
         ones = torch.ones_like(at_least[:, :1])
         zeros = torch.zeros_like(at_least[:, :1])
         return torch.cat([ones, at_least], dim=1) - torch.cat([at_least, zeros], dim=1)
