@@ -373,7 +373,7 @@ def test_predict_level_rounds_clips_and_takes_expectations():
 class GivenDistribution(SoftmaxCrossEntropy):
     """A loss whose outputs are already the distribution: the decoding rules alone under test."""
 
-    def predict_proba(self, outputs: torch.Tensor) -> torch.Tensor:
+    def predict_proba(self, outputs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         return outputs
 
 
