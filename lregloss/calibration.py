@@ -8,15 +8,14 @@ import torch
 from torch import Tensor
 
 from lregloss.losses import Loss
+from lregloss.metrics import negative_log_likelihood
 
 LOG_T_BOUND = math.log(100.0)  # T in [0.01, 100]: beyond it a distribution is one-hot or uniform anyway
 
 
 def mean_nll(loss: Loss, outputs: Tensor, target: Tensor, temperature: float | Tensor = 1.0) -> Tensor:
-    """mean_i -log p_T(y_i | x_i), p_T = ``loss.predict_proba(outputs, T)`` clamped at float64's smallest normal number."""
-    proba = loss.predict_proba(outputs, temperature).double()
-    chosen = proba.gather(1, target.long().unsqueeze(1)).squeeze(1)
-    return -chosen.clamp_min(torch.finfo(torch.float64).tiny).log().mean()
+    """mean_i -log p_T(y_i | x_i), p_T = ``loss.predict_proba(outputs, T)`` in float64 (`negative_log_likelihood`)."""
+    return negative_log_likelihood(loss.predict_proba(outputs, temperature).double(), target.long()).mean()
 
 
 def fit_temperature(loss: Loss, outputs: Tensor, target: Tensor, max_iter: int = 100) -> float:

@@ -227,15 +227,20 @@ def corn_by_formula(o: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.tensor(total / pairs, dtype=torch.float64)
 
 
+@pytest.mark.parametrize("objective,formula", [("likelihood", cumulative_link_by_formula), ("corn", corn_by_formula)])
 @pytest.mark.parametrize("n,k", [(1, 2), (9, 3), (30, 5), (12, 7)])
-def test_the_cumulative_link_likelihood_matches_its_formula_and_its_distribution(n, k):
+def test_the_likelihood_and_corn_objectives_match_their_formulas_and_their_distributions(n, k, objective, formula):
     o = torch.randn(n, k - 1, dtype=torch.float64) * 2
     y = torch.randint(0, k, (n,))
-    loss = OrdinalLogistic("likelihood")
-    torch.testing.assert_close(loss(o, y), cumulative_link_by_formula(o, y))
+    loss = OrdinalLogistic(objective)
+    torch.testing.assert_close(loss(o, y), formula(o, y))
     proba = loss.predict_proba(o)
+    assert torch.all(proba >= 0)
     torch.testing.assert_close(proba.sum(dim=1), torch.ones(n, dtype=torch.float64))
-    torch.testing.assert_close(loss(o, y), -proba.gather(1, y.unsqueeze(1)).log().mean())  # the likelihood it reports
+    if objective == "likelihood":  # the loss is the likelihood of the distribution it reports
+        torch.testing.assert_close(loss(o, y), -proba.gather(1, y.unsqueeze(1)).log().mean())
+    else:  # P(y >= k) = prod_{j <= k} P(y >= j | y >= j - 1)
+        torch.testing.assert_close(proba.flip(1).cumsum(1).flip(1)[:, 1:], torch.sigmoid(o).cumprod(dim=1))
 
 
 def test_the_cumulative_link_likelihood_stays_finite_where_the_probabilities_underflow():
@@ -244,19 +249,6 @@ def test_the_cumulative_link_likelihood_stays_finite_where_the_probabilities_und
     loss = OrdinalLogistic("likelihood")(o, y)
     assert torch.isfinite(loss)
     torch.testing.assert_close(loss, torch.tensor((500.0 + 200.0) / 2), rtol=1e-3, atol=1e-3)  # -log P: 200 + 300, and 200
-
-
-@pytest.mark.parametrize("n,k", [(1, 2), (9, 3), (30, 5)])
-def test_corn_matches_coral_pytorchs_formula_and_its_distribution(n, k):
-    o = torch.randn(n, k - 1, dtype=torch.float64) * 2
-    y = torch.randint(0, k, (n,))
-    loss = OrdinalLogistic("corn")
-    torch.testing.assert_close(loss(o, y), corn_by_formula(o, y))
-    proba = loss.predict_proba(o)
-    assert torch.all(proba >= 0)
-    torch.testing.assert_close(proba.sum(dim=1), torch.ones(n, dtype=torch.float64))
-    at_least = torch.sigmoid(o).cumprod(dim=1)  # P(y >= k) = prod_{j <= k} P(y >= j | y >= j - 1)
-    torch.testing.assert_close(proba.flip(1).cumsum(1).flip(1)[:, 1:], at_least)
 
 
 def test_an_unknown_ordinal_objective_is_refused_naming_the_ones_there_are():
@@ -326,6 +318,9 @@ def half_precision_cases():
         (AbsoluteError(), scores, values),
         (AttributeHinge(), scores, attributes),
         (AttributeLogistic(), scores, attributes),
+        (OrdinalLogistic("binary"), scores[:, :4], labels % 5),
+        (OrdinalLogistic("likelihood"), scores[:, :4], labels % 5),
+        (OrdinalLogistic("corn"), scores[:, :4], labels % 5),
     ]
 
 

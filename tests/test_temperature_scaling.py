@@ -119,3 +119,11 @@ def test_the_callback_applies_the_validation_temperature_to_the_test_metrics_and
     expected = loss.predict_proba(module.model(x), temperature)
     rebuilt_proba = module.predict_step([x], 0)["proba"]
     torch.testing.assert_close(rebuilt_proba, expected)
+
+
+def test_without_a_datamodule_the_callback_says_how_to_give_one():
+    task = Task("ordinal", 5)
+    module = RegularizedLossModule(MLP(8, 5), SoftmaxCrossEntropy(), task, partial(torch.optim.SGD, lr=0.1))
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[TemperatureScaling()])
+    with pytest.raises(ValueError, match=r"reads the validation split from the datamodule; test with trainer.test\(module, datamodule"):
+        trainer.test(module, dataloaders=Ratings().test_dataloader(), verbose=False)

@@ -227,9 +227,9 @@ class FeatureEncoder:
         ``parts`` are disjoint sorted row indices that cover the table (train, val, test);
         their features are consecutive row blocks of one matrix, so no part is copied out of
         another. One pass over the numeric columns (`write_shifted`, shifted by each column's
-        mean over all rows) writes the values and sums the training rows' moments; the
-        shifts are then corrected to the training means and the values divided by the
-        training stds in place.
+        mean over the first record batch) writes the values and sums the training rows'
+        moments; the shifts are then corrected to the training means and the values divided
+        by the training stds, in place.
 
         Raises:
             ValueError: a column with no value in the training rows, or of a type that is
