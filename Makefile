@@ -26,7 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
-# The lecture study: trains through lregloss.train, writes results/*.md and *.png (about 7.5 min on 2 cores).
+# The lecture study: trains through lregloss.train, writes results/*.md and *.png (about 9 min on 2 cores).
 study: $(STAMP)
 	$(BIN)/python scripts/study.py $(ARGS)
 

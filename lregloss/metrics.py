@@ -55,6 +55,12 @@ class Reliability:
     ece: float
 
 
+def confidence_bins(confidence: Tensor, bins: int = RELIABILITY_BINS) -> Tensor:
+    """The bin of each confidence among ``bins`` equal bins of [0, 1] (long, (N,)); a confidence of exactly 1 in the last."""
+    edges = torch.linspace(0, 1, bins + 1, dtype=confidence.dtype, device=confidence.device)[1:-1]
+    return torch.bucketize(confidence, edges, right=True)
+
+
 class ReliabilityBins(Metric):
     """The reliability diagram of predicted distributions: top-label confidence against accuracy, bin by bin.
 
@@ -76,8 +82,7 @@ class ReliabilityBins(Metric):
     def update(self, proba: Tensor, target: Tensor) -> None:
         confidence, predicted = proba.detach().max(dim=1)
         confidence = confidence.double()
-        edges = torch.linspace(0, 1, self.bins + 1, dtype=torch.float64, device=confidence.device)[1:-1]
-        which = torch.bucketize(confidence, edges, right=True)
+        which = confidence_bins(confidence, self.bins)
         self.count.index_add_(0, which, torch.ones_like(confidence))
         self.confidence.index_add_(0, which, confidence)
         self.correct.index_add_(0, which, (predicted == target).double())

@@ -2,6 +2,7 @@
 its tables and plots with sane values; the command writes the pages."""
 
 import io
+import math
 import re
 
 import pytest
@@ -10,7 +11,7 @@ from rich.console import Console
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from lregloss.study import attributes, hsoftmax, ratings, sparsity
-from lregloss.study.calibration import reliability
+from lregloss.study.calibration import calibrated_ece, reliability
 from lregloss.study.cli import main
 from lregloss.study.settings import StudySettings
 from lregloss.study.summary import format_mean_std, markdown_table
@@ -84,16 +85,43 @@ def test_matched_accuracy_keeps_the_largest_strength_within_one_point():
     assert sparsity.pick_matched(sweep, reference_acc=0.700).strength == 1e-6  # none within: the most accurate
 
 
-def test_ratings_every_loss_on_the_same_metrics_and_a_reliability_diagram(settings, console):
+def test_ratings_every_loss_on_the_same_metrics_decoding_rules_calibration_and_peers(settings, console):
     outcome = ratings.run(settings, console)
     check_png(settings.output / ratings.PLOT)
-    for loss in ratings.TINY_LOSSES:
-        (row,) = table_rows(outcome.markdown, f"`{loss}`")
-        mae, rmse, acc, within_one, ece = (row[2 + i] for i in range(5))
-        assert 0 <= mean_of(mae) <= mean_of(rmse) <= 4  # in stars; RMSE >= MAE
-        assert 0 <= mean_of(acc) <= mean_of(within_one) <= 1
-        assert (ece == "-") == (loss == "l2")  # only the losses that give a distribution have one
-    assert re.search(r"softmax \d\.\d{3}, ordinal \d\.\d{3}", outcome.markdown)  # pooled ECE of each
+    tables = [block for block in outcome.markdown.split("\n\n") if block.startswith("|")]
+    assert len(tables) == 3  # results, decoding rules, calibration
+    distribution_losses = [label for label in ratings.TINY_SETTINGS if label != "l2"]
+    for label in ratings.TINY_SETTINGS:
+        (row,) = table_rows(tables[0], f"`{label}`")
+        mae, rmse, acc, within_one = (mean_of(cell) for cell in row[2:6])
+        assert 0 <= mae <= rmse <= 4  # in stars; RMSE >= MAE
+        assert 0 <= acc <= within_one <= 1
+        assert bool(table_rows(tables[1], f"`{label}`")) == (label in distribution_losses)
+    for label in distribution_losses:
+        (decoded,) = table_rows(tables[1], f"`{label}`")
+        assert all(0 <= mean_of(cell) <= 4 for cell in decoded[1:4]) and all(0 <= mean_of(cell) <= 1 for cell in decoded[4:])
+        (calibration,) = table_rows(tables[2], f"`{label}`")
+        temperature, calibrated_model_ece = mean_of(calibration[1]), mean_of(calibration[-1])
+        assert 0.01 <= temperature <= 100 and 0 < calibrated_model_ece < 1
+    # lregloss's CORN and coral-pytorch's train the same model alike
+    (peer,) = [line for line in outcome.headline if line.startswith("ordinal/corn against coral_corn")]
+    differences = [float(value) for value in re.findall(r"difference (\d\.\d+)", peer)]
+    assert len(differences) == 2 and max(differences) < 0.01, peer
+    assert re.search(r"softmax \d\.\d{3}, ordinal/corn \d\.\d{3}, coral_corn \d\.\d{3}", outcome.markdown)  # pooled ECE
+
+
+def test_a_calibrated_models_ece_is_the_binomial_spread_of_accuracy_around_its_confidence():
+    # N samples all at confidence 0.7 fall in one bin: a calibrated model's ECE is E|X/N - 0.7|, X ~ Binomial(N, 0.7)
+    n = 200
+    successes = torch.arange(n + 1, dtype=torch.float64)
+    pmf = torch.exp(torch.lgamma(torch.tensor(n + 1.0, dtype=torch.float64)) - torch.lgamma(successes + 1) - torch.lgamma(n - successes + 1)
+                    + successes * math.log(0.7) + (n - successes) * math.log(0.3))  # fmt: skip
+    exact = float((pmf * (successes / n - 0.7).abs()).sum())
+    proba = torch.tensor([[0.7, 0.3]]).repeat(n, 1)
+    assert calibrated_ece(proba, draws=20000) == pytest.approx(exact, rel=0.03)  # 20000 draws: a standard error of ~0.6%
+    # it shrinks as 1 / sqrt(N), and a sure, right model has none
+    assert calibrated_ece(proba.repeat(16, 1), draws=5000) == pytest.approx(exact / 4, rel=0.05)
+    assert calibrated_ece(torch.eye(3).repeat(10, 1)) == 0.0
 
 
 def test_reliability_bins_give_torchmetrics_calibration_error():

@@ -146,7 +146,7 @@ def test_a_loss_that_does_not_fit_exits_non_zero_listing_the_losses_that_fit(tmp
     result = run_entry_point(tmp_path, "loss=attr_hinge")
     output = result.stdout + result.stderr
     assert result.returncode == 2
-    assert "losses that fit: hinge, hsoftmax, l1, l2, ordinal, softmax, squared_hinge" in output
+    assert "losses that fit: coral_corn, hinge, hsoftmax, l1, l2, ordinal, softmax, spacecutter, squared_hinge" in output
     assert "Traceback" not in output
 
 

@@ -105,6 +105,19 @@ class Loss(nn.Module):
         )
 
 
+def check_num_classes(loss: Loss, task: Task) -> None:
+    """Raise unless ``task`` has the ``loss.num_classes`` classes or levels the loss was built for.
+
+    Raises:
+        LossTaskMismatchError: naming ``loss.num_classes`` and the value to set.
+    """
+    if task.size != loss.num_classes:
+        raise LossTaskMismatchError(
+            f"{type(loss).__name__} was built for loss.num_classes={loss.num_classes} but the task has {task.size} "
+            f"classes or levels; set loss.num_classes={task.size} (or null: the task's)"
+        )
+
+
 def check_level_rule(rule: str, loss: Loss | None) -> None:
     """Raise unless ``rule`` is a level decoding rule and ``loss`` (if given) can decode by it.
 

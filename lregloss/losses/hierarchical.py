@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lregloss.losses.base import Loss, LossTaskMismatchError
+from lregloss.losses.base import Loss, check_num_classes
 from lregloss.tasks import Task, TaskKind
 
 TreePath = list[tuple[int, int]]  # (inner node, sign) pairs from the root down to one class
@@ -352,11 +352,7 @@ class HierarchicalSoftmax(Loss):
         Raises:
             LossTaskMismatchError: the task's number of classes differs from num_classes.
         """
-        if task.size != self.num_classes:
-            raise LossTaskMismatchError(
-                f"HierarchicalSoftmax was built for loss.num_classes={self.num_classes} classes but the "
-                f"task has {task.size}; set loss.num_classes={task.size} (or ${{data.num_classes}})"
-            )
+        check_num_classes(self, task)
         return self.in_features
 
     def forward(self, outputs: Tensor, target: Tensor) -> Tensor:

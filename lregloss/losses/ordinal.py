@@ -47,6 +47,17 @@ def cumulative_link_log_likelihood(outputs: Tensor, target: Tensor) -> Tensor:
     return per_level.gather(1, target.unsqueeze(1)).squeeze(1)
 
 
+def level_probabilities(at_least: Tensor) -> Tensor:
+    """P(y = k) = P(y >= k) - P(y >= k+1) for k = 0..K-1, (N, K), from P(y >= k) for k = 1..K-1, (N, K-1).
+
+    P(y >= 0) = 1 and P(y >= K) = 0; rows sum to 1, and no entry is negative where ``at_least``
+    is non-increasing in k.
+    """
+    ones = torch.ones_like(at_least[:, :1])
+    zeros = torch.zeros_like(at_least[:, :1])
+    return torch.cat([ones, at_least], dim=1) - torch.cat([at_least, zeros], dim=1)
+
+
 def _at_least_cumulative(outputs: Tensor, temperature: float) -> Tensor:
     return (cumulative_logits(outputs) / temperature).sigmoid()
 
@@ -114,7 +125,4 @@ class OrdinalLogistic(Loss):
     def predict_proba(self, outputs: Tensor, temperature: float = 1.0) -> Tensor:
         """P(y = k) for k = 0..K-1, shape (N, K); rows sum to 1. One T for every threshold: a T per
         threshold could cross the cumulative ones (sigma(z_1 / T_1) < sigma(z_2 / T_2))."""
-        at_least = self.at_least(outputs, temperature)
-        ones = torch.ones_like(at_least[:, :1])
-        zeros = torch.zeros_like(at_least[:, :1])
-        return torch.cat([ones, at_least], dim=1) - torch.cat([at_least, zeros], dim=1)
+        return level_probabilities(self.at_least(outputs, temperature))

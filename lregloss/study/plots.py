@@ -59,8 +59,11 @@ def plot_sparsity(
     save(figure, path)
 
 
-def plot_reliability(diagrams: dict[str, Reliability], path: Path) -> None:
-    """Accuracy against confidence per loss (the diagonal is perfect calibration), and how confident each is."""
+def plot_reliability(diagrams: dict[str, Reliability], path: Path, distributions: str = "") -> None:
+    """Accuracy against confidence per loss (the diagonal is perfect calibration), and how confident each is.
+
+    ``distributions`` says which were binned (``at each run's fitted T``), in the title.
+    """
     figure = Figure(figsize=(10.0, 4.2), layout="constrained")
     curve, spread = figure.subplots(1, 2)
     curve.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
@@ -68,7 +71,7 @@ def plot_reliability(diagrams: dict[str, Reliability], path: Path) -> None:
         curve.plot(diagram.confidence, diagram.accuracy, marker="o", label=f"{name} (ECE {diagram.ece:.3f})")
         spread.plot(diagram.confidence, np.array(diagram.count) / sum(diagram.count), marker="o", label=name)
     curve.set(xlabel="confidence (probability of the most probable level)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-              title="reliability (test, pooled over seeds)")  # fmt: skip
+              title=f"reliability (test, pooled over seeds{', ' + distributions if distributions else ''})")  # fmt: skip
     spread.set(xlabel="confidence (probability of the most probable level)", ylabel="share of test predictions",
                xlim=(0, 1), title="confidence histogram")  # fmt: skip
     curve.legend()

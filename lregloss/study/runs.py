@@ -86,9 +86,12 @@ def set_up_data(job: Job):
 
 
 def trained_module(job: Job, datamodule) -> RegularizedLossModule:
-    """The run's module, built from its config for ``datamodule`` (set up), with its best checkpoint's weights."""
+    """The run's module, built from its config for ``datamodule`` (set up), with its best checkpoint's weights
+    and, where the run fitted one, its temperature (``module.scale``)."""
     module: RegularizedLossModule = build_module(job.config, datamodule.task, datamodule.input_size)
-    module.load_state_dict(load_checkpoint(best_checkpoint(job.folder))["state_dict"])
+    checkpoint = load_checkpoint(best_checkpoint(job.folder))
+    module.load_state_dict(checkpoint["state_dict"])
+    module.on_load_checkpoint(checkpoint)
     return module.eval()
 
 
