@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import cifar_epoch, hinge, hsoftmax, module_epoch, regularizers, tables
+from benchmarks import cifar_epoch, hinge, hsoftmax, module_epoch, regularizers, step_costs, tables
 from benchmarks.report import BenchmarkResult, results_markdown
 from lregloss.benchmarking.timing import Table
 
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[bool, torch.device], list[Table]]] = {
     "module_epoch": module_epoch.run,
     "cifar_epoch": cifar_epoch.run,
     "tables": tables.run,
+    "step_costs": step_costs.run,
 }
 RESULTS = {"cpu": Path(__file__).resolve().parent / "RESULTS.md", "cuda": Path(__file__).resolve().parent / "RESULTS_GPU.md"}
 THREADS = 2  # the machines these targets were set on have 2 cores

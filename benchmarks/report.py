@@ -52,11 +52,14 @@ def environment_lines() -> list[str]:
 def summary_table(results: Sequence[BenchmarkResult]) -> str:
     """One line per row that has a target."""
     lines = [
-        "| benchmark | variant | baseline | ratio (paired) | ratio (mins) | target | met |",
+        "| benchmark | variant | baseline | ratio (paired) | ratio (mins) | target | met |",  # counts: syncs, ops
         "|---|---|---|---:|---:|---:|---|",
     ]
     for result in results:
         for table in result.tables:
+            if hasattr(table, "summary_rows"):  # counts, not times (benchmarks.step_costs)
+                lines += [f"| {table.title} | {' | '.join(row)} |" for row in table.summary_rows()]
+                continue
             for row in table.rows:
                 if row.target is None:
                     continue

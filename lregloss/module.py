@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lregloss.callbacks.regularization import Regularization
+from lregloss.code_paths import takes_accelerator_path
 from lregloss.callbacks.temperature_scaling import TEMPERATURE_KEY
 from lregloss.lightning import pl
 from lregloss.losses import Loss
@@ -32,6 +33,35 @@ class DivergenceError(RuntimeError):
     """
 
 
+class FinitenessWatch:
+    """Whether every value handed to ``add`` since the last read was finite, kept on the device.
+
+    ``add`` is two small ops and no host read (``isfinite``, then a logical and into the flag);
+    ``read_and_reset`` reads the flag once.
+    """
+
+    def __init__(self) -> None:
+        self.flag: Tensor | None = None
+        self.steps = 0  # values added since the last read
+        self.first_step = self.last_step = 0  # the optimizer steps of the first and the last of them
+
+    def add(self, value: Tensor, step: int) -> None:
+        """Fold in ``value``'s finiteness; ``step`` is the optimizer step it belongs to."""
+        finite = torch.isfinite(value)  # a bool tensor: outside autograd, no detach needed
+        if self.flag is None:
+            self.flag, self.first_step = finite, step
+        else:
+            self.flag.logical_and_(finite)
+        self.last_step = step
+        self.steps += 1
+
+    def read_and_reset(self) -> tuple[tuple[int, int], bool]:
+        """((the steps of the first and the last value since the last read), whether every value since was finite)."""
+        finite = True if self.flag is None else bool(self.flag)
+        self.flag, self.steps = None, 0
+        return (self.first_step, self.last_step), finite
+
+
 class RegularizedLossModule(pl.LightningModule):
     """Trains ``model`` on ``loss`` plus the penalties of ``regularizers``.
 
@@ -42,9 +72,16 @@ class RegularizedLossModule(pl.LightningModule):
     gradients go straight into ``.grad`` after backward (no second autograd pass), proximal steps
     follow each real optimizer step, and penalty values are computed only on logging steps.
 
-    Divergence: every step, the data loss (plus the penalty on the steps that compute it) must
-    be finite, else the step raises a `DivergenceError` naming the step, the values and the
-    likely cause, before backward and before the optimizer could step on NaN gradients.
+    Divergence: the data loss (plus the penalty on the steps that compute it) must be finite,
+    else training stops with a `DivergenceError` naming the step, the values and the likely
+    cause. Each step adds its finiteness to a flag on the device (no host read); the flag is
+    read, and the step stopped before backward, every ``divergence_check_interval`` training
+    steps and at the end of each epoch. Every step on the CPU by default, where the read
+    costs microseconds, so no non-finite update ever reaches the weights; on accelerators by
+    default on the steps Lightning logs, whose logged loss is read from the device anyway, so
+    up to ``log_every_n_steps - 1`` non-finite updates may reach the weights before the run
+    stops. Either way the checkpoint plugin never writes non-finite weights
+    (`lregloss.app.checkpointing.SafeCheckpointIO`), so the last good checkpoint is kept.
 
     Logged: ``train/data_loss``; where a regularizer selects weights, ``train/reg_loss`` (and
     ``train/reg_loss/<name>`` when there are several) and ``train/loss``; ``val/loss``, and
@@ -63,6 +100,11 @@ class RegularizedLossModule(pl.LightningModule):
             ``mode``, ``median`` or ``expected`` (`Loss.predict_level`).
         recipe: the plain configs the module was built from (see `from_recipe`); saved in
             every checkpoint, so that `load_from_checkpoint` rebuilds the module from it alone.
+        divergence_check_interval: training steps between reads of the finiteness flag, >= 1;
+            None: every step on the CPU, the logged steps on accelerators (see above).
+
+    Raises:
+        ValueError: ``divergence_check_interval`` is not None or an integer >= 1.
     """
 
     def __init__(
@@ -75,8 +117,15 @@ class RegularizedLossModule(pl.LightningModule):
         regularizers: Mapping[str, Regularizer] | None = None,
         level_decoding: str = "auto",
         recipe: Mapping[str, Any] | None = None,
+        divergence_check_interval: int | None = None,
     ) -> None:
         super().__init__()
+        if divergence_check_interval is not None and (
+            int(divergence_check_interval) != divergence_check_interval or divergence_check_interval < 1
+        ):
+            raise ValueError(
+                f"divergence_check_interval must be an integer >= 1 or None (auto), got {divergence_check_interval}"
+            )
         loss.check_task(task)
         check_level_rule(level_decoding, loss if task.kind is TaskKind.ORDINAL else None)
         self.model = model
@@ -91,6 +140,8 @@ class RegularizedLossModule(pl.LightningModule):
         self.val_metrics = task_metrics(task, loss, level_decoding)
         self.test_metrics = task_metrics(task, loss, level_decoding)
         self.temperature: float | None = None  # set by TemperatureScaling; None: the distributions as they are
+        self.divergence_check_interval = divergence_check_interval
+        self._finite = FinitenessWatch()
 
     @classmethod
     def from_recipe(cls, recipe: Mapping[str, Any]) -> RegularizedLossModule:
@@ -209,25 +260,44 @@ class RegularizedLossModule(pl.LightningModule):
                 # a regularizer selects any (not for reg=none: each self.log costs ~0.5 ms on CPU).
                 watched = data_loss.detach() + penalty
                 self.log("train/loss", watched, sync_dist=True)
-        # One host read of a 0-dim flag per step. It must be synchronous to stop the step before
-        # backward and the optimizer; the progress bar already reads the loss every step, and a
-        # check deferred to the next step would let one NaN update through. Under DDP the ranks
-        # decide together (one all-reduce of a flag), so that all of them stop at that step
-        # instead of the others waiting for the stopped one in their gradient all-reduce.
-        finite = bool(torch.isfinite(watched))
-        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
-            if finite:
-                raise DivergenceError(
-                    f"training diverged at step {self.global_step} on another rank; its log, train_rank<k>.log, "
-                    "says how"
-                )
-            raise DivergenceError(self.divergence_report(data_loss, inputs))
+        self._finite.add(watched, self.global_step)
+        if self._divergence_check_due():
+            self._check_divergence(data_loss, inputs)
         return data_loss
 
+    def _divergence_check_due(self) -> bool:
+        """Whether this training step reads the finiteness flag (see the class's Divergence)."""
+        if self.divergence_check_interval is not None:
+            return self._finite.steps >= self.divergence_check_interval
+        if not takes_accelerator_path(self._finite.flag):
+            return True
+        return is_logging_step(self.trainer)
+
+    def _check_divergence(self, data_loss: Tensor | None = None, inputs=None) -> None:
+        """Read the flag (one host sync) and raise if a step since the last read was not finite.
+
+        Under DDP the ranks decide together (one all-reduce of a flag), so that all of them stop
+        at the same step instead of the others waiting for the stopped one in their gradient
+        all-reduce.
+        """
+        steps, finite = self._finite.read_and_reset()
+        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        if finite:
+            raise DivergenceError(
+                f"training diverged at step {self.global_step} on another rank; its log, train_rank<k>.log, says how"
+            )
+        raise DivergenceError(self.divergence_report(data_loss, inputs, steps))
+
+    def on_train_epoch_end(self) -> None:
+        if self._finite.steps:
+            self._check_divergence()
+
     @torch.no_grad()
-    def divergence_report(self, data_loss: Tensor, inputs) -> str:
-        """One line on a non-finite step: the step, the loss and penalty values, the likely cause."""
-        values = [f"train/data_loss={data_loss.item():.4g}"]
+    def divergence_report(self, data_loss: Tensor | None, inputs, steps: tuple[int, int] | None = None) -> str:
+        """One line on a non-finite step: the step (or the first and last steps since the last check), the values,
+        the likely cause."""
+        values = [] if data_loss is None else [f"train/data_loss={data_loss.item():.4g}"]
         penalties = {} if self.regularization is None else self.regularization.penalties()
         if penalties:
             values.append(f"train/reg_loss={sum(p.item() for p in penalties.values()):.4g}")
@@ -246,7 +316,9 @@ class RegularizedLossModule(pl.LightningModule):
             ]
             cause = f"{' or '.join(knobs) or 'the learning rate'} is likely too high"
         epoch = f" (epoch {self.current_epoch})" if self._trainer is not None else ""
-        return f"training diverged at step {self.global_step}{epoch}: {', '.join(values)}; {cause}"
+        first, last = steps or (self.global_step, self.global_step)
+        when = f"at step {last}" if first == last else f"at a step from {first} to {last}"
+        return f"training diverged {when}{epoch}: {', '.join(values) or 'a non-finite loss'}; {cause}"
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, Tensor]:
         """``prediction``: the decoded prediction of each sample (the level, by ``level_decoding``,

@@ -8,8 +8,11 @@ import math
 import pytest
 import torch
 
+from benchmarks import step_costs
 from benchmarks.__main__ import BENCHMARKS, main
 from lregloss.benchmarking.timing import Measured, Table, Timing, time_variants
+from lregloss.models import MLP
+from lregloss.regularizers import NoRegularizer
 
 
 def test_variants_run_interleaved_in_rotated_order_after_warmup():
@@ -112,6 +115,10 @@ EXPECTED_ROWS = {
         ['TableDataModule.setup("fit")', "lregloss.data.tables.read_table"],
         ['TextDataModule.setup("fit")', "pyarrow.csv.read_csv", "tokenise", "lregloss.data.tables.read_table"],
     ],
+    "step_costs": [[
+        "plain PyTorch loop", "RegularizedLossModule, reg=none", *(f"RegularizedLossModule, {label}" for label in
+        step_costs.REGULARIZERS), "RegularizedLossModule + MaxNormConstraint(3)",
+    ]],  # fmt: skip
 }
 
 
@@ -119,7 +126,7 @@ def test_every_benchmark_is_smoke_tested():
     assert set(EXPECTED_ROWS) == set(BENCHMARKS)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_ROWS))
+@pytest.mark.parametrize("name", sorted(set(EXPECTED_ROWS) - {"step_costs"}))
 def test_benchmark_runs_at_tiny_size_and_gives_its_rows(name):
     tables = BENCHMARKS[name](True)
     assert [table.labels for table in tables] == EXPECTED_ROWS[name]
@@ -152,3 +159,31 @@ def test_runner_refuses_cuda_without_a_gpu(capsys):
 def test_runner_refuses_unknown_benchmarks():
     with pytest.raises(SystemExit):
         main(["--only", "nonsense"])
+
+
+def test_step_costs_meet_their_targets_on_the_accelerator_code_paths():
+    # Counts, not times: they hold on any machine. No variant reads a device value on a step that does not log.
+    [table] = BENCHMARKS["step_costs"](True)
+    assert table.labels == EXPECTED_ROWS["step_costs"][0]
+    for row in table.rows:
+        assert row.extra_syncs == 0 and row.met, table.markdown()
+    module = table.row("RegularizedLossModule, reg=none")
+    assert 0 < module.extra_ops <= 0.10 * module.baseline_ops  # the divergence flag: two small ops, no read
+    assert "| RegularizedLossModule, reg=none | " in table.markdown()
+
+
+def test_the_step_counter_sees_a_host_read_and_the_cpu_divergence_check_makes_one():
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        with torch.profiler.record_function(step_costs.STEP):
+            flag = torch.isfinite(torch.ones(()))
+            bool(flag)
+            torch.ones(3).nonzero()
+    [cost] = step_costs.step_costs(prof, [False])
+    assert cost.syncs == 2 and set(cost.sync_names) == {"aten::_local_scalar_dense", "aten::nonzero"}
+    # On the CPU's own code path the module reads its divergence flag every step: one sync more than the bare module.
+    hidden = step_costs.HIDDEN
+    bare = step_costs.median_cost(step_costs.profiled_fit(step_costs.BareModule(MLP(64, 10, hidden_sizes=hidden)), 8))
+    on_cpu = step_costs.median_cost(
+        step_costs.profiled_fit(step_costs.module(hidden, NoRegularizer()), 8, accelerator_paths=False)
+    )
+    assert on_cpu[1] == bare[1] + 1 and on_cpu[2]["aten::_local_scalar_dense"] == bare[2]["aten::_local_scalar_dense"] + 1

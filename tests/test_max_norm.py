@@ -1,5 +1,6 @@
 """Max-norm projection on hand-written weights, and the callback in a real Lightning run."""
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -13,12 +14,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lregloss.callbacks import MaxNormConstraint, project_max_norm_
+from lregloss.code_paths import accelerator_code_paths
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+CODE_PATHS = pytest.mark.parametrize("code_path", [contextlib.nullcontext, accelerator_code_paths], ids=["cpu", "accelerator"])
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_rows_above_the_cap_are_rescaled_and_the_others_left_alone(dtype):
+@CODE_PATHS
+def test_rows_above_the_cap_are_rescaled_and_the_others_left_alone(dtype, code_path):
     weight = torch.tensor(
         [
             [3.0, 4.0],  # norm 5 -> 2
@@ -30,7 +34,8 @@ def test_rows_above_the_cap_are_rescaled_and_the_others_left_alone(dtype):
         dtype=dtype,
     )
     before = weight.clone()
-    project_max_norm_([weight], max_norm=2.0)
+    with code_path():
+        project_max_norm_([weight], max_norm=2.0)
     expected = torch.tensor([[1.2, 1.6], [0.6, 0.8], [0.0, 0.0], [-1.2, 1.6], [1.2, -1.6]], dtype=dtype)
     torch.testing.assert_close(weight, expected, rtol=0, atol=1e-6)
     for row in (1, 2, 4):
@@ -39,7 +44,8 @@ def test_rows_above_the_cap_are_rescaled_and_the_others_left_alone(dtype):
         assert weight[row].norm().item() == pytest.approx(2.0, abs=1e-6)
 
 
-def test_conv_filters_are_units_along_dim_zero():
+@CODE_PATHS
+def test_conv_filters_are_units_along_dim_zero(code_path):
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(6, 3, 3, 3, dtype=torch.float64, generator=generator)
     weight[::2] *= 10  # filters 0, 2, 4 far above the cap, 1, 3, 5 scaled below it
@@ -48,7 +54,8 @@ def test_conv_filters_are_units_along_dim_zero():
     norms = before.flatten(1).norm(dim=1)
     cap = 1.5
     assert (norms[::2] > cap).all() and (norms[1::2] < cap).all()
-    project_max_norm_([weight], cap)
+    with code_path():
+        project_max_norm_([weight], cap)
     for unit in range(6):
         if norms[unit] > cap:
             torch.testing.assert_close(weight[unit], before[unit] * cap / norms[unit], rtol=0, atol=1e-6)
@@ -57,17 +64,21 @@ def test_conv_filters_are_units_along_dim_zero():
             assert torch.equal(weight[unit], before[unit])
 
 
-def test_channels_last_conv_weight_projects_in_place():
+@CODE_PATHS
+def test_channels_last_conv_weight_projects_in_place(code_path):
     generator = torch.Generator().manual_seed(1)
     weight = (torch.randn(4, 3, 2, 2, generator=generator) * 5).to(memory_format=torch.channels_last)
-    project_max_norm_([weight], 1.0)
+    with code_path():
+        project_max_norm_([weight], 1.0)
     assert weight.is_contiguous(memory_format=torch.channels_last)
     assert (weight.flatten(1).norm(dim=1) <= 1.0 + 1e-6).all()
 
 
-def test_included_bias_is_clipped_elementwise():
+@CODE_PATHS
+def test_included_bias_is_clipped_elementwise(code_path):
     bias = torch.tensor([3.0, -0.5, -2.0])
-    project_max_norm_([bias], 1.0)
+    with code_path():
+        project_max_norm_([bias], 1.0)
     torch.testing.assert_close(bias, torch.tensor([1.0, -0.5, -1.0]), rtol=0, atol=1e-6)
 
 

@@ -1,5 +1,6 @@
 """Each regularizer against its formula written out here, against autograd, and against scikit-learn."""
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sklearn.linear_model import ElasticNet as SklearnElasticNet
 from sklearn.linear_model import Lasso, Ridge
 from torch import nn
 
+from lregloss.code_paths import accelerator_code_paths
 from lregloss.regularizers import (
     L1,
     L2,
@@ -277,8 +279,11 @@ def test_proximal_adds_no_gradient_and_soft_thresholds_to_exact_zeros(make):
     torch.testing.assert_close(other.detach(), torch.tensor([[0.49, -0.02]], dtype=torch.float64), rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("optimizer_class, options", [(torch.optim.Adam, {}), (torch.optim.AdamW, {"amsgrad": True, "weight_decay": 0.0})])
-def test_proximal_after_an_adam_step_thresholds_each_entry_by_its_own_step_size(optimizer_class, options):
+@pytest.mark.parametrize("code_path", [contextlib.nullcontext, accelerator_code_paths], ids=["cpu", "accelerator"])
+@pytest.mark.parametrize("optimizer_class, options", [
+    (torch.optim.Adam, {}), (torch.optim.AdamW, {"amsgrad": True, "weight_decay": 0.0}), (torch.optim.Adam, {"fused": True}),
+])  # fmt: skip
+def test_proximal_after_an_adam_step_thresholds_each_entry_by_its_own_step_size(optimizer_class, options, code_path):
     lr, strength, eps = 0.1, 0.02, 1e-8
     start = torch.tensor([[0.5, -0.03, 0.02], [-0.4, 0.05, 0.3]], dtype=torch.float64)
     grad = torch.tensor([[0.2, -0.004, 0.001], [0.0, 0.01, -0.5]], dtype=torch.float64)
@@ -286,7 +291,8 @@ def test_proximal_after_an_adam_step_thresholds_each_entry_by_its_own_step_size(
     weight.grad = grad.clone()
     optimizer = optimizer_class([weight], lr=lr, eps=eps, **options)
     optimizer.step()
-    L1(strength, mode="proximal").after_optimizer_step(optimizer, [weight])
+    with code_path():  # the accelerator's path reads the step count as a tensor (no host sync)
+        L1(strength, mode="proximal").after_optimizer_step(optimizer, [weight])
     # First Adam step: m_hat = g, v_hat = g^2, so x moves by lr g / (|g| + eps), and the
     # proximal step in the same metric shrinks it by lr * strength / (|g| + eps).
     # An entry with no gradient yet (v = 0) has not moved, and keeps its value.
@@ -393,8 +399,9 @@ def test_l1_proximal_converges_to_sklearn_lasso_with_every_supported_optimizer(n
     assert np.array_equal(coef == 0, lasso.coef_ == 0)  # exact zeros in the same places
 
 
+@pytest.mark.parametrize("code_path", [contextlib.nullcontext, accelerator_code_paths], ids=["cpu", "accelerator"])
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_proximal_l1_on_one_weight_settles_at_the_penalised_optimum(name):
+def test_proximal_l1_on_one_weight_settles_at_the_penalised_optimum(name, code_path):
     # min 1/2 (x - 1)^2 + 0.5 |x| is at x = 0.5 (the issue's case: momentum ended at 0.95,
     # RMSprop at 1.0018, Adagrad at 0.0).
     make_optimizer, steps, gamma = OPTIMIZERS[name]
@@ -406,7 +413,8 @@ def test_proximal_l1_on_one_weight_settles_at_the_penalised_optimum(name):
         optimizer.zero_grad()
         (0.5 * (weight - 1).square().sum()).backward()
         optimizer.step()
-        reg.after_optimizer_step(optimizer, [weight])
+        with code_path():
+            reg.after_optimizer_step(optimizer, [weight])
         scheduler.step()
     assert weight.item() == pytest.approx(0.5, abs=2e-3)
 

@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback
 
+from lregloss import code_paths
 from lregloss.callbacks import LastCheckpoint
 from lregloss.app.checkpointing import SafeCheckpointIO, atomic_save, load_checkpoint, plain
 from lregloss.data import files
@@ -288,6 +289,70 @@ def test_divergence_stops_at_the_step_names_values_and_keeps_the_last_good_check
     assert checkpoint["global_step"] == 1
     assert all(torch.isfinite(value).all() for value in checkpoint["state_dict"].values())
     assert not (tmp_path / "run" / "error.txt").exists()  # only sweep jobs record their error in a file
+
+
+@pytest.mark.parametrize(
+    "interval, accelerator_paths",
+    [("null", False), ("1", False), ("3", False), ("null", True)],
+    ids=["auto on cpu", "every step", "every 3 steps", "auto on accelerators (the logged steps)"],
+)
+def test_divergence_exits_3_and_keeps_the_last_good_checkpoint_at_every_check_interval(
+    failing_run, tmp_path, monkeypatch, interval, accelerator_paths
+):
+    if accelerator_paths:
+        monkeypatch.setattr(code_paths, "_forced", True)
+    status, message = failing_run(
+        "optimizer.lr=1e38", "reg=l2", "callbacks.last_checkpoint.every_n_train_steps=1", "trainer.log_every_n_steps=4",
+        f"divergence_check_interval={interval}", output_dir=tmp_path / "run",
+    )  # fmt: skip
+    assert status == 3
+    assert message.startswith("training diverged")  # by the check, or by the checkpoint plugin refusing NaN weights
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert f"the last good checkpoint is kept: {last}" in message
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["global_step"] == 1  # the state after the last finite step, never a later one
+    assert all(torch.isfinite(value).all() for value in checkpoint["state_dict"].values())
+
+
+class NonFiniteLossFrom(SoftmaxCrossEntropy):
+    """Softmax cross-entropy, made NaN from a given training step on."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step, self.calls = step, 0
+
+    def forward(self, outputs, target):
+        loss = super().forward(outputs, target)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.step:
+                return loss * math.nan
+        return loss
+
+
+@pytest.mark.parametrize("interval, message", [
+    (None, "training diverged at step 4 (epoch 0): train/data_loss=nan"),
+    (3, "training diverged at a step from 3 to 5 (epoch 0): train/data_loss=nan"),
+    (100, "training diverged at a step from 0 to 5 (epoch 0): a non-finite loss"),  # found at the epoch's end
+])  # fmt: skip
+def test_an_interval_check_names_the_steps_it_covers(interval, message):
+    data = TensorDataModule(Task("multiclass", 3), samples=96, batch_size=16)  # 6 steps
+    module = RegularizedLossModule(
+        MLP(data.input_size, 3, hidden_sizes=[]), NonFiniteLossFrom(step=4), data.task,
+        lambda params: torch.optim.SGD(params, lr=0.1), divergence_check_interval=interval,
+    )  # fmt: skip
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False, log_every_n_steps=50)  # fmt: skip
+    with pytest.raises(DivergenceError) as raised:
+        trainer.fit(module, datamodule=data)
+    assert str(raised.value).startswith(message), str(raised.value)
+
+
+@pytest.mark.parametrize("interval", [0, -2, 1.5, "3"])
+def test_a_bad_divergence_check_interval_names_itself(interval):
+    with pytest.raises(ValueError, match="divergence_check_interval must be an integer >= 1 or None"):
+        RegularizedLossModule(MLP(4, 3, hidden_sizes=[]), SoftmaxCrossEntropy(), Task("multiclass", 3),
+                              lambda params: torch.optim.SGD(params, lr=0.1), divergence_check_interval=interval)  # fmt: skip
 
 
 class PoisonWeights(Callback):

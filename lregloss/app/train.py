@@ -175,6 +175,7 @@ def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLos
         regularizers={"reg": regularizer},
         level_decoding=cfg.level_decoding,
         recipe=module_recipe(cfg, task, input_size, loss_arguments),
+        divergence_check_interval=cfg.get("divergence_check_interval"),
     )
     if task.kind is TaskKind.ORDINAL:
         rule = str(cfg.level_decoding)

@@ -10,6 +10,7 @@ from torch.optim import Optimizer
 
 from lregloss.lightning import pl
 from lregloss.callbacks.optimizer_steps import AfterOptimizerSteps, SteppedParameters, check_unsharded
+from lregloss.code_paths import takes_accelerator_path
 from lregloss.private_names import skipped_step_flag
 from lregloss.regularizers.selection import check_patterns, select_parameters
 from lregloss.validation import check_positive
@@ -22,39 +23,42 @@ def project_max_norm_(params: Sequence[Tensor], max_norm: float, skipped: Tensor
     A unit is a slice along dim 0: a row of a Linear weight, one output filter of a Conv
     weight, one vector of an Embedding (a ConvTranspose weight keeps input channels on dim 0,
     so there it caps outgoing weights). Slices with norm above ``max_norm`` get norm
-    ``max_norm``; the others are left bit-identical. A 1-dim parameter (a bias, if included)
-    has one unit per element, which is clipped to ``abs(b) <= max_norm``.
+    ``max_norm`` (to rounding); the others are left bit-identical. A 1-dim parameter (a bias,
+    if included) has one unit per element, which is clipped to ``abs(b) <= max_norm``.
 
-    A capped slice is multiplied by ``max_norm / (norm + 1e-7)``, as ``torch.renorm_`` does,
-    so it ends up within ``1e-7 * max_norm / norm < 1e-7`` below ``max_norm`` (plus
-    rounding). On accelerators that is ``renorm_`` itself: one kernel per tensor and no host
-    sync. On the CPU ``renorm_`` writes every slice, capped or not; reading the norms and
-    rescaling only the capped slices halves the memory traffic (usually few slices are over
-    the cap), which brings the constraint from 1.04-1.06x to 1.03x of an SGD step.
+    On accelerators (`lregloss.code_paths`): one norm reduction per tensor, then, for all
+    tensors at once, ``factor = 1 / (max(norm, c) / c)`` (exactly 1 where ``norm <= c``) and
+    ``w *= factor``: three fused multi-tensor ops, no host sync (``renorm_`` would take three
+    kernels per tensor). On the CPU, reading the norms and rescaling only the capped slices
+    halves the memory traffic (usually few slices are over the cap): 1.03x of an SGD step,
+    against 1.04-1.06x for rescaling every slice.
 
     Inside a fused optimizer's step that GradScaler skips (``skipped`` is 1), nothing moves:
-    the factor of every slice is then 1, chosen on the device (no host sync).
+    every factor is then raised to 1 on the device (no host sync).
 
     Args:
         params: the constrained parameters.
         max_norm: the cap ``c`` on each unit's L2 norm, > 0.
         skipped: a 0-dim flag, 1.0 where the optimizer step just taken was skipped, or None.
     """
-    for param in params:
-        units = param if param.ndim >= 2 else param.view(-1, 1)  # renorm_ needs 2 dims
+    units = [param if param.ndim >= 2 else param.view(-1, 1) for param in params]
+    if not units:
+        return
+    if takes_accelerator_path(units[0]) or skipped is not None:
+        factors = [torch.linalg.vector_norm(unit, dim=tuple(range(1, unit.ndim)), keepdim=True) for unit in units]
+        torch._foreach_clamp_min_(factors, max_norm)
+        torch._foreach_div_(factors, max_norm)  # c / c is exactly 1: the units within the cap keep every bit
+        torch._foreach_reciprocal_(factors)
         if skipped is not None:
-            norms = torch.linalg.vector_norm(units, dim=tuple(range(1, units.ndim)), keepdim=True)
-            factor = (max_norm / (norms + 1e-7)).clamp_(max=1)
-            units.mul_(torch.where(skipped > 0, torch.ones_like(factor), factor))
-            continue
-        if units.device.type != "cpu":
-            units.renorm_(p=2, dim=0, maxnorm=max_norm)
-            continue
-        norms = torch.linalg.vector_norm(units, dim=tuple(range(1, units.ndim)))
+            torch._foreach_clamp_min_(factors, skipped)  # the factors are <= 1: a skipped step makes them 1
+        torch._foreach_mul_(units, factors)
+        return
+    for unit in units:
+        norms = torch.linalg.vector_norm(unit, dim=tuple(range(1, unit.ndim)))
         capped = (norms > max_norm).nonzero().flatten()
         if len(capped):
             scale = max_norm / (norms[capped] + 1e-7)
-            units[capped] *= scale.view(-1, *[1] * (units.ndim - 1))
+            unit[capped] *= scale.view(-1, *[1] * (unit.ndim - 1))
 
 
 class MaxNormConstraint(pl.Callback):

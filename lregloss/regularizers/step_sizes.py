@@ -27,6 +27,8 @@ import torch
 from torch import Tensor
 from torch.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
+from lregloss.code_paths import takes_accelerator_path
+
 StepSize = Callable[[Optimizer, dict, Tensor], "Tensor | float"]
 
 
@@ -43,14 +45,19 @@ def sgd_step_size(optimizer: Optimizer, group: dict, param: Tensor) -> float | T
     return group["lr"] * ((1 + momentum * buffer_gain) if group.get("nesterov") else buffer_gain)
 
 
-def step_count(step: Tensor | float) -> Tensor | float:
+def step_count(step: Tensor | float, dtype: torch.dtype = torch.float64) -> Tensor | float:
     """An optimizer state's ``step`` as the optimizer itself reads it.
 
     A float where it is held on the CPU (read there in double precision, with no device sync:
     ``1 - beta2^t`` loses five digits in float32); the tensor itself where it lives on the
-    device (fused and capturable optimizers), which avoids a host sync.
+    device (fused and capturable optimizers), which avoids a host sync; the tensor too inside
+    `lregloss.code_paths.accelerator_code_paths`, which counts a step as a GPU runs it. A
+    tensor comes in ``dtype`` (the parameters' own, as the fused optimizers compute in it: a
+    float32 step count would lose float64 parameters' digits).
     """
-    return float(step) if not isinstance(step, Tensor) or step.device.type == "cpu" else step
+    if isinstance(step, Tensor) and takes_accelerator_path(step):
+        return step.to(dtype)
+    return float(step)
 
 
 def _per_entry(step: Tensor, second_moment: Tensor) -> Tensor:
@@ -64,7 +71,7 @@ def adam_step_size(optimizer: Optimizer, group: dict, param: Tensor) -> float | 
     second_moment = state.get("max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq")
     if second_moment is None:
         return 0.0
-    bias_correction = 1 - group["betas"][1] ** step_count(state["step"])
+    bias_correction = 1 - group["betas"][1] ** step_count(state["step"], second_moment.dtype)
     denominator = (second_moment / bias_correction).sqrt_().add_(group["eps"])
     return _per_entry(torch.div(group["lr"], denominator), second_moment)
 
@@ -84,7 +91,7 @@ def adagrad_step_size(optimizer: Optimizer, group: dict, param: Tensor) -> float
     state = optimizer.state.get(param, {})
     if "sum" not in state:
         return 0.0
-    decayed_lr = group["lr"] / (1 + (step_count(state["step"]) - 1) * group["lr_decay"])
+    decayed_lr = group["lr"] / (1 + (step_count(state["step"], state["sum"].dtype) - 1) * group["lr_decay"])
     denominator = state["sum"].sqrt().add_(group["eps"])
     return torch.div(decayed_lr, denominator).mul_(state["sum"] > group["initial_accumulator_value"])
 
