@@ -62,7 +62,7 @@ REGULARIZERS: dict[str, Callable[[], Regularizer]] = {
     "reg=l2": lambda: L2(1e-4),
     "reg=l1 (gradient)": lambda: L1(1e-4),
     "reg=l1 (proximal, after AdamW)": lambda: L1(1e-4, mode="proximal"),
-    "reg=elastic (proximal)": lambda: ElasticNet(1e-4, 1e-4),
+    "reg=elastic": lambda: ElasticNet(1e-4, 1e-4),
     "reg=maxnorm (penalty)": lambda: MaxNormPenalty(1e-4),
 }
 

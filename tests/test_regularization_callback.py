@@ -5,6 +5,7 @@ and differentiated by autograd; the callback must give the same weights. CPU Gra
 CPU fused AdamW take the same Lightning code path as on CUDA.
 """
 
+import contextlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from lregloss.callbacks import MaxNormConstraint, Regularization
+from lregloss.code_paths import accelerator_code_paths
 from lregloss.losses import SoftmaxCrossEntropy
 from lregloss.module import RegularizedLossModule
 from lregloss.regularizers import L1, L2, ElasticNet, MaxNormPenalty, UnsupportedOptimizerError
@@ -117,11 +119,16 @@ SETUPS = {
 }
 
 
+CODE_PATHS = pytest.mark.parametrize("code_path", [contextlib.nullcontext, accelerator_code_paths], ids=["cpu", "accelerator"])
+
+
+@CODE_PATHS
 @pytest.mark.parametrize("setup", list(SETUPS))
-def test_the_update_is_that_of_the_penalty_in_the_loss(setup):
+def test_the_update_is_that_of_the_penalty_in_the_loss(setup, code_path):
     make_optimizer, options = SETUPS[setup]
     ours, reference, plain = (UserModule(make_optimizer, penalty) for penalty in ((), gradient_penalties(), ()))
-    fit(ours, [Regularization(gradient_penalties())], **options())
+    with code_path():  # the accelerator's multi-tensor forms, run on the CPU
+        fit(ours, [Regularization(gradient_penalties())], **options())
     fit(reference, **options())
     fit(plain, **options())
     want, got, unregularized = weights(reference), weights(ours), weights(plain)
@@ -245,12 +252,14 @@ class WeightsAround(pl.Callback):
             self.after = weights(pl_module)
 
 
+@CODE_PATHS
 @pytest.mark.parametrize("make_optimizer", [sgd_momentum, fused_adamw], ids=["SGD", "fused AdamW"])
-def test_a_step_that_gradscaler_skips_moves_no_weight(make_optimizer):
+def test_a_step_that_gradscaler_skips_moves_no_weight(make_optimizer, code_path):
     # SGD's step is not called at all; a fused AdamW's is, with GradScaler's found_inf set.
     module, around = InfiniteLossAt(make_optimizer, batch=2), WeightsAround(batch=2)
     callbacks = [Regularization([L1(0.05, mode="proximal"), L2(0.01)]), MaxNormConstraint(0.3), around]
-    fit(module, callbacks, **scaled_16_mixed())
+    with code_path():
+        fit(module, callbacks, **scaled_16_mixed())
     for name, value in around.before.items():
         assert torch.equal(around.after[name], value), name
     assert (module.net[0].weight == 0).any()  # the other steps did shrink
@@ -366,11 +375,17 @@ class CountHostReads(pl.Callback):
             self.reads = sum(e.count for e in self._profiler.key_averages() if e.key == "aten::_local_scalar_dense")
 
 
-def test_the_callbacks_read_nothing_back_from_the_device_between_logging_steps():
+@pytest.mark.parametrize("make_optimizer, code_path", [
+    (sgd_momentum, contextlib.nullcontext), (sgd_momentum, accelerator_code_paths), (fused_adamw, accelerator_code_paths),
+], ids=["SGD", "SGD, accelerator paths", "fused AdamW, accelerator paths"])  # fmt: skip
+def test_the_callbacks_read_nothing_back_from_the_device_between_logging_steps(make_optimizer, code_path):
+    # Under a GradScaler: with fused AdamW the proximal step and the projection read its skip flag, on the device.
     counts = []
-    for callbacks in ([], [Regularization([L1(0.01, mode="proximal"), L2(0.01)]), MaxNormConstraint(0.5)]):
+    for callbacks in ([], [Regularization([L1(0.01, mode="proximal"), L2(0.01), MaxNormPenalty(0.01)]),
+                           MaxNormConstraint(0.5)]):  # fmt: skip
         counter = CountHostReads()
-        fit(UserModule(), [*callbacks, counter], steps=6, log_every_n_steps=50, **scaled_16_mixed())
+        with code_path():
+            fit(UserModule(make_optimizer), [*callbacks, counter], steps=6, log_every_n_steps=50, **scaled_16_mixed())
         counts.append(counter.reads)
     assert counts[1] == counts[0]
 

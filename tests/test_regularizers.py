@@ -25,6 +25,8 @@ from lregloss.regularizers import (
     UnsupportedOptimizerError,
     select_parameters,
 )
+from lregloss.regularizers.l1 import soft_threshold_
+from lregloss.regularizers.step_sizes import step_size, step_sizes
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -384,6 +386,49 @@ OPTIMIZERS = {
     "rmsprop_momentum": (lambda params, lr: torch.optim.RMSprop(params, lr=0.01, momentum=0.5), 6000, 0.999),
     "adagrad": (lambda params, lr: torch.optim.Adagrad(params, lr=0.5, lr_decay=1e-3), 6000, 1.0),
 }
+
+
+GROUP_OPTIMIZERS = {
+    **{name: make for name, (make, _, _) in OPTIMIZERS.items()},
+    "adam_fused": lambda params, lr: torch.optim.Adam(params, lr=0.05, fused=True),
+    "adagrad_no_decay": lambda params, lr: torch.optim.Adagrad(params, lr=0.5),
+    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr),
+}
+
+
+@pytest.mark.parametrize("name", list(GROUP_OPTIMIZERS))
+def test_group_step_sizes_are_the_per_parameter_ones_and_the_group_soft_threshold_the_same(name):
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(3, 4), (5,), (2, 2)]
+    params = [nn.Parameter(torch.randn(shape, dtype=torch.float64, generator=generator)) for shape in shapes]
+    masks = [torch.rand(shape, dtype=torch.float64, generator=generator) > 0.3 for shape in shapes]  # some entries get no gradient
+    optimizer = GROUP_OPTIMIZERS[name](params, 0.1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        sum((param * mask).square().sum() for param, mask in zip(params[:2], masks)).backward()  # params[2]: never
+        optimizer.step()
+    group = optimizer.param_groups[0]
+    with accelerator_code_paths():
+        stepped, sizes = step_sizes(optimizer, group, params)
+        per_parameter = {id(param): step_size(optimizer, group, param) for param in params}
+    assert {id(param) for param in stepped} == {id(p) for p in params if not isinstance(per_parameter[id(p)], float)
+                                                 or per_parameter[id(p)] != 0.0}  # fmt: skip
+    for index, param in enumerate(stepped):
+        expected = per_parameter[id(param)]
+        found = sizes if isinstance(sizes, float) else sizes[index]
+        torch.testing.assert_close(torch.as_tensor(found, dtype=torch.float64), torch.as_tensor(expected, dtype=torch.float64),
+                                   rtol=1e-12, atol=0)  # fmt: skip
+    # the group's soft threshold moves the weights as the per-parameter one does
+    before = [param.detach().clone() for param in params]
+    soft_threshold_(optimizer, params, 5.0)
+    per_parameter_result = [param.detach().clone() for param in params]
+    with torch.no_grad():
+        torch._foreach_copy_(params, before)
+    with accelerator_code_paths():
+        soft_threshold_(optimizer, params, 5.0)
+    for param, expected in zip(params, per_parameter_result):
+        torch.testing.assert_close(param.detach(), expected, rtol=1e-12, atol=1e-15)
+    assert any((param == 0).any() for param in params[:2])  # the threshold reached some entries
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))

@@ -50,7 +50,8 @@ def project_max_norm_(params: Sequence[Tensor], max_norm: float, skipped: Tensor
         torch._foreach_div_(factors, max_norm)  # c / c is exactly 1: the units within the cap keep every bit
         torch._foreach_reciprocal_(factors)
         if skipped is not None:
-            torch._foreach_clamp_min_(factors, skipped)  # the factors are <= 1: a skipped step makes them 1
+            # the factors are <= 1: a skipped step makes them 1 (a tensor list: clamp_min would read the flag)
+            torch._foreach_maximum_(factors, [skipped] * len(factors))
         torch._foreach_mul_(units, factors)
         return
     for unit in units:

@@ -56,7 +56,7 @@ def step_count(step: Tensor | float, dtype: torch.dtype = torch.float64) -> Tens
     float32 step count would lose float64 parameters' digits).
     """
     if isinstance(step, Tensor) and takes_accelerator_path(step):
-        return step.to(dtype)
+        return step if step.dtype == dtype else step.to(dtype)
     return float(step)
 
 
@@ -96,18 +96,96 @@ def adagrad_step_size(optimizer: Optimizer, group: dict, param: Tensor) -> float
     return torch.div(decayed_lr, denominator).mul_(state["sum"] > group["initial_accumulator_value"])
 
 
+# The same rules for all of a param group's parameters at once, as multi-tensor ops with no
+# per-tensor loop (the accelerator path, `lregloss.code_paths`): each returns the parameters
+# that have taken a step (the others have eta 0 and keep their values) and their step sizes,
+# one float for the group or a tensor per parameter.
+GroupStepSizes = Callable[[Optimizer, dict, list[Tensor]], "tuple[list[Tensor], float | list[Tensor]]"]
+
+
+def sgd_step_sizes(optimizer: Optimizer, group: dict, params: list[Tensor]) -> tuple[list[Tensor], float]:
+    """`sgd_step_size`, one float for the whole group."""
+    return params, sgd_step_size(optimizer, group, params[0])
+
+
+def _stepped(optimizer: Optimizer, params: list[Tensor], key: str) -> tuple[list[Tensor], list[dict]]:
+    stepped = [param for param in params if key in optimizer.state.get(param, {})]
+    return stepped, [optimizer.state[param] for param in stepped]
+
+
+def _masked_reciprocal_(denominators: list[Tensor], numerator: float | list, gate: list[Tensor]) -> list[Tensor]:
+    """``numerator / denominators`` in place, 0 where ``gate`` is 0 (``gate`` >= 0)."""
+    torch._foreach_reciprocal_(denominators)
+    torch._foreach_mul_(denominators, numerator)
+    torch._foreach_mul_(denominators, torch._foreach_sign(gate))
+    return denominators
+
+
+def adam_step_sizes(optimizer: Optimizer, group: dict, params: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """`adam_step_size` of every parameter that has taken a step."""
+    key = "max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq"
+    stepped, states = _stepped(optimizer, params, key)
+    if not stepped:
+        return [], []
+    second_moments = [state[key] for state in states]
+    counts = [step_count(state["step"], second_moments[0].dtype) for state in states]
+    if isinstance(counts[0], Tensor):
+        corrections = torch._foreach_pow(group["betas"][1], counts)  # beta2^t, then 1 - beta2^t
+        torch._foreach_neg_(corrections)
+        torch._foreach_add_(corrections, 1)
+    else:
+        corrections = [1 - group["betas"][1] ** count for count in counts]
+    sizes = torch._foreach_div(second_moments, corrections)
+    torch._foreach_sqrt_(sizes)
+    torch._foreach_add_(sizes, group["eps"])
+    return stepped, _masked_reciprocal_(sizes, group["lr"], second_moments)
+
+
+def rmsprop_step_sizes(optimizer: Optimizer, group: dict, params: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """`rmsprop_step_size` of every parameter that has taken a step."""
+    stepped, states = _stepped(optimizer, params, "square_avg")
+    if not stepped:
+        return [], []
+    square_avgs = [state["square_avg"] for state in states]
+    sizes = torch._foreach_sqrt(square_avgs)
+    torch._foreach_add_(sizes, group["eps"])
+    return stepped, _masked_reciprocal_(sizes, group["lr"] / (1 - group["momentum"]), square_avgs)
+
+
+def adagrad_step_sizes(optimizer: Optimizer, group: dict, params: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """`adagrad_step_size` of every parameter that has summed a gradient."""
+    stepped, states = _stepped(optimizer, params, "sum")
+    if not stepped:
+        return [], []
+    sums = [state["sum"] for state in states]
+    counts = [step_count(state["step"], sums[0].dtype) for state in states] if group["lr_decay"] else []
+    if not counts:
+        decayed = group["lr"]
+    elif isinstance(counts[0], Tensor):  # lr / (1 + (t - 1) lr_decay), per parameter
+        decayed = torch._foreach_sub(counts, 1)
+        torch._foreach_mul_(decayed, group["lr_decay"])
+        torch._foreach_add_(decayed, 1)
+        torch._foreach_reciprocal_(decayed)
+        torch._foreach_mul_(decayed, group["lr"])
+    else:
+        decayed = [group["lr"] / (1 + (count - 1) * group["lr_decay"]) for count in counts]
+    sizes = torch._foreach_sqrt(sums)
+    torch._foreach_add_(sizes, group["eps"])
+    return stepped, _masked_reciprocal_(sizes, decayed, torch._foreach_sub(sums, group["initial_accumulator_value"]))
+
+
 # AdamW subclasses Adam in current torch; both are listed for the releases where it does not.
-STEP_SIZES: dict[type[Optimizer], StepSize] = {
-    SGD: sgd_step_size,
-    Adam: adam_step_size,
-    AdamW: adam_step_size,
-    RMSprop: rmsprop_step_size,
-    Adagrad: adagrad_step_size,
+STEP_SIZES: dict[type[Optimizer], tuple[StepSize, GroupStepSizes]] = {
+    SGD: (sgd_step_size, sgd_step_sizes),
+    Adam: (adam_step_size, adam_step_sizes),
+    AdamW: (adam_step_size, adam_step_sizes),
+    RMSprop: (rmsprop_step_size, rmsprop_step_sizes),
+    Adagrad: (adagrad_step_size, adagrad_step_sizes),
 }
 
 
-def step_size_rule(optimizer: Optimizer) -> StepSize | None:
-    """The rule for ``optimizer``'s class or its nearest listed base class, else None."""
+def step_size_rules(optimizer: Optimizer) -> tuple[StepSize, GroupStepSizes] | None:
+    """The rules (per parameter, per group) for ``optimizer``'s class or its nearest listed base class, else None."""
     return next((STEP_SIZES[cls] for cls in type(optimizer).__mro__ if cls in STEP_SIZES), None)
 
 
@@ -119,7 +197,7 @@ def check_proximal_support(optimizer: Optimizer, what: str = "proximal L1") -> N
             the message lists the supported optimizers and the alternative.
     """
     supported = ", ".join(sorted({cls.__name__ for cls in STEP_SIZES}))
-    if step_size_rule(optimizer) is None:
+    if step_size_rules(optimizer) is None:
         raise UnsupportedOptimizerError(
             f"{what} has no step-size rule for {type(optimizer).__name__}, so its threshold would not match the "
             f"optimizer's steps; use one of {supported}, or mode='gradient' (reg.mode=gradient), which works with "
@@ -138,9 +216,18 @@ def check_proximal_support(optimizer: Optimizer, what: str = "proximal L1") -> N
         )
 
 
+def _rules(optimizer: Optimizer) -> tuple[StepSize, GroupStepSizes]:
+    rules = step_size_rules(optimizer)
+    if rules is None:
+        check_proximal_support(optimizer)
+    return rules
+
+
 def step_size(optimizer: Optimizer, group: dict, param: Tensor) -> float | Tensor:
     """The distance ``optimizer`` moved ``param`` per unit of steady gradient in its last step (see the module)."""
-    rule = step_size_rule(optimizer)
-    if rule is None:
-        check_proximal_support(optimizer)
-    return rule(optimizer, group, param)
+    return _rules(optimizer)[0](optimizer, group, param)
+
+
+def step_sizes(optimizer: Optimizer, group: dict, params: list[Tensor]) -> tuple[list[Tensor], float | list[Tensor]]:
+    """`step_size` of all ``params`` of ``group`` at once, with multi-tensor ops (see `GroupStepSizes`)."""
+    return _rules(optimizer)[1](optimizer, group, params)
