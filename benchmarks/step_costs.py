@@ -27,9 +27,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import statistics
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -38,12 +40,16 @@ from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, record_function
 from torch.utils.data import DataLoader, TensorDataset
 
+from pytorch_lightning.callbacks import LearningRateMonitor, RichProgressBar
+from pytorch_lightning.loggers import TensorBoardLogger
+
 from benchmarks.module_epoch import quiet_lightning
 from benchmarks.report import run_standalone
-from lregloss.callbacks import MaxNormConstraint
+from lregloss.callbacks import LastCheckpoint, MaxNormConstraint, RegularizationMonitor
 from lregloss.code_paths import accelerator_code_paths
 from lregloss.losses import SoftmaxCrossEntropy
 from lregloss.models import MLP
+from lregloss.models.cifar import AirbenchNet
 from lregloss.module import RegularizedLossModule
 from lregloss.private_names import is_logging_step
 from lregloss.regularizers import L1, L2, ElasticNet, MaxNormPenalty, NoRegularizer, Regularizer
@@ -57,6 +63,7 @@ DEEPER = (256, 256, 256)  # three hidden layers: the same row again, to show per
 STEPS, TINY_STEPS = 24, 8
 LOG_EVERY_N_STEPS = 10
 OPTIMIZER = partial(torch.optim.AdamW, lr=1e-3, fused=True)
+CIFAR_WIDTHS, CIFAR_BATCH = (32, 64, 128), 32  # experiment=cifar10_cpu's network; a small batch keeps the CPU time short
 OPS_TARGET = 1.10  # the module's ops within 10% of the bare LightningModule's
 REGULARIZERS: dict[str, Callable[[], Regularizer]] = {
     "reg=l2": lambda: L2(1e-4),
@@ -200,37 +207,69 @@ def median_cost(costs: Sequence[StepCost]) -> tuple[float, float, collections.Co
 class BareModule(pl.LightningModule):
     """The least a LightningModule needs: the network, cross-entropy, the optimizer."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, optimizer: Callable = OPTIMIZER) -> None:
         super().__init__()
         self.model = model
+        self.optimizer = optimizer
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, target = batch
         return F.cross_entropy(self.model(inputs), target)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return OPTIMIZER(self.parameters())
+        return self.optimizer(self.parameters())
 
 
-def data(steps: int) -> DataLoader:
+def data(steps: int, shape: tuple[int, ...] = (FEATURES,), batch: int = BATCH) -> DataLoader:
     generator = torch.Generator().manual_seed(0)
-    inputs = torch.randn(steps * BATCH, FEATURES, generator=generator)
-    return DataLoader(TensorDataset(inputs, torch.randint(0, CLASSES, (steps * BATCH,), generator=generator)), batch_size=BATCH)
+    inputs = torch.randn(steps * batch, *shape, generator=generator)
+    return DataLoader(TensorDataset(inputs, torch.randint(0, CLASSES, (steps * batch,), generator=generator)), batch_size=batch)
 
 
 def profiled_fit(
-    module: pl.LightningModule, steps: int, callbacks: Sequence[pl.Callback] = (), accelerator_paths: bool = True
+    module: pl.LightningModule,
+    steps: int,
+    callbacks: Sequence[pl.Callback] = (),
+    accelerator_paths: bool = True,
+    batches: DataLoader | None = None,
+    **trainer_options,
 ) -> list[StepCost]:
-    """One epoch of ``steps`` batches under the profiler, on the accelerator code paths (or the CPU's)."""
+    """One epoch of ``steps`` batches under the profiler, on the accelerator code paths (or the CPU's).
+
+    ``trainer_options`` replace the defaults: no logger, checkpoints or progress bar.
+    """
     marker = StepMarker()
+    options = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, **trainer_options}
     trainer = pl.Trainer(
-        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, log_every_n_steps=LOG_EVERY_N_STEPS, callbacks=[marker, *callbacks],
+        max_epochs=1, accelerator="cpu", enable_model_summary=False, log_every_n_steps=LOG_EVERY_N_STEPS,
+        callbacks=[marker, *callbacks], **options,
     )  # fmt: skip
     paths = accelerator_code_paths() if accelerator_paths else contextlib.nullcontext()
     with quiet_lightning(), paths, profile(activities=[ProfilerActivity.CPU]) as prof:
-        trainer.fit(module, data(steps))
+        trainer.fit(module, batches or data(steps))
     return step_costs(prof, marker.logging)
+
+
+def cifar_recipe_costs(steps: int, folder: Path) -> tuple[tuple[float, float, collections.Counter], ...]:
+    """The CIFAR-10 recipe's step as ``experiment=cifar10_cpu`` runs it, and a bare module's with the same network.
+
+    The recipe: `AirbenchNet` 32/64/128, softmax, L2 (5e-4), Nesterov SGD, TensorBoard, the Rich
+    progress bar, the learning-rate and regularization monitors, ``last.ckpt`` every 100 steps.
+    """
+    batches = data(steps, (3, 32, 32), CIFAR_BATCH)
+    optimizer = partial(torch.optim.SGD, lr=0.4, momentum=0.85, nesterov=True)
+
+    def network() -> AirbenchNet:
+        torch.manual_seed(0)
+        return AirbenchNet(3, CLASSES, widths=CIFAR_WIDTHS)
+
+    recipe = RegularizedLossModule(network(), SoftmaxCrossEntropy(), Task("multiclass", CLASSES), optimizer,
+                                   regularizers={"reg": L2(5e-4)})  # fmt: skip
+    callbacks = [LearningRateMonitor("step"), RegularizationMonitor(), RichProgressBar(), LastCheckpoint(str(folder))]
+    as_run = profiled_fit(recipe, steps, callbacks, batches=batches, logger=TensorBoardLogger(folder),
+                          enable_progress_bar=True, enable_checkpointing=True)  # fmt: skip
+    bare = BareModule(network(), optimizer)
+    return median_cost(as_run), median_cost(profiled_fit(bare, steps, batches=batches))
 
 
 def profiled_loop(model: nn.Module, steps: int) -> list[StepCost]:
@@ -286,6 +325,13 @@ def run(tiny: bool = False, device: torch.device = torch.device("cpu")) -> list[
             label, ops, syncs, bare[HIDDEN][0], bare[HIDDEN][1], deeper_extra_ops=deeper_ops - bare[DEEPER][0],
             ops_target=OPS_TARGET if label == "RegularizedLossModule, reg=none" else None, syncs_added=added,
         ))  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        (ops, syncs, names), (bare_ops, bare_syncs, bare_names) = cifar_recipe_costs(steps, Path(folder))
+    table.rows.append(CostRow(
+        f"CIFAR-10 recipe as run (AirbenchNet {'/'.join(map(str, CIFAR_WIDTHS))}, batch {CIFAR_BATCH}; against a bare "
+        "module with the same net and SGD)", ops, syncs, bare_ops, bare_syncs,
+        syncs_added=sorted(name for name in names if names[name] > bare_names.get(name, 0)),
+    ))  # fmt: skip
     table.notes.append(
         "ops beyond the bare module: what lregloss adds per step (the module's divergence flag, each regularizer's "
         "fused multi-tensor ops); where the x3-layers column is larger, the variant has a per-tensor loop"

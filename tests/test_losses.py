@@ -1,5 +1,6 @@
 """Each loss against its formula written out here, against autograd, and against torch's own losses."""
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
+from lregloss.code_paths import accelerator_code_paths
 from lregloss.losses import (
     AbsoluteError,
     AttributeHinge,
@@ -167,6 +169,34 @@ def test_absolute_error_gradient_is_sign_of_residual():
     y = torch.randn(20, 3, dtype=torch.float64)
     AbsoluteError()(f, y).backward()
     torch.testing.assert_close(f.grad * 20, torch.sign(f.detach() - y))
+
+
+@pytest.mark.parametrize("n,c", SHAPES)
+@pytest.mark.parametrize("margin", [1.0, 0.5])
+@pytest.mark.parametrize("loss_cls", [MulticlassHinge, MulticlassSquaredHinge])
+def test_the_accelerator_path_runs_torchs_fused_kernel_with_the_same_values_and_gradients(loss_cls, margin, n, c):
+    scores, labels = scores_and_labels(n, c, seed=2)
+    values, grads = [], []
+    for path in (contextlib.nullcontext, accelerator_code_paths):
+        f = scores.clone().requires_grad_(True)
+        with path(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            value = loss_cls(margin)(f, labels)
+            value.backward()
+        fused = any(event.name == "aten::multi_margin_loss" for event in prof.events())
+        assert fused == (path is accelerator_code_paths)
+        values.append(value.detach())
+        grads.append(f.grad)
+    torch.testing.assert_close(values[1], values[0], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("loss_cls", [MulticlassHinge, MulticlassSquaredHinge])
+def test_the_fused_hinge_falls_back_to_differentiable_ops_for_a_graph_of_its_gradient(loss_cls):
+    f, y = scores_and_labels(4, 5, seed=6)
+    f = (f + 0.1 * torch.arange(5)).requires_grad_(True)  # kinks away from the finite-difference step
+    with accelerator_code_paths():
+        assert torch.autograd.gradcheck(lambda x: loss_cls()(x, y), (f,))
+        assert torch.autograd.gradgradcheck(lambda x: loss_cls()(x, y), (f,))
 
 
 def ordinal_by_formula(o: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -146,6 +146,9 @@ def task_sized_arguments(loss_config: DictConfig, task: Task) -> dict[str, Any]:
     return {**arguments, "class_counts": list(task.class_counts)}
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+
+
 def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLossModule:
     """The LightningModule of ``cfg`` for a data set with ``task`` and ``input_size``.
 
@@ -159,6 +162,11 @@ def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLos
         loss = instantiate(cfg.loss, **loss_arguments)
     with config_key("model", cfg.model):
         model = instantiate(cfg.model)(input_size=input_size, num_outputs=loss.num_outputs(task))
+    if cfg.get("compile"):
+        mode = "default" if cfg.compile is True else str(cfg.compile)
+        if mode not in COMPILE_MODES:
+            raise ConfigError(f"compile={cfg.compile} is not a torch.compile mode; use one of {', '.join(COMPILE_MODES)}, or null")
+        model.compile(mode=mode)  # in place: the state dict keeps its keys, checkpoints load into eager models
     check_optimizer(cfg.optimizer, [*model.parameters(), *loss.parameters()])
     scheduler = None
     if cfg.get("scheduler"):
