@@ -117,7 +117,7 @@ EXPECTED_ROWS = {
     ],
     "step_costs": [[
         "plain PyTorch loop", "RegularizedLossModule, reg=none", *(f"RegularizedLossModule, {label}" for label in
-        step_costs.REGULARIZERS), "RegularizedLossModule + MaxNormConstraint(3)",
+        step_costs.REGULARIZERS), "RegularizedLossModule + MaxNormConstraint(3)", step_costs.CIFAR_ROW,
     ]],  # fmt: skip
 }
 

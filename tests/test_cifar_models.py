@@ -1,9 +1,16 @@
 """The CIFAR networks: shapes, dropout, test-time flip averaging, memory layout, argument checks."""
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
-from lregloss.models.cifar import AirbenchNet, ResNet18, mean_over_flips
+from lregloss.callbacks import WhiteningInit
+from lregloss.losses import SoftmaxCrossEntropy
+from lregloss.models.cifar import AirbenchNet, ResNet18, mean_over_flips, patch_whitening
+from lregloss.module import RegularizedLossModule
+from lregloss.regularizers import L2
+from lregloss.tasks import Task
 
 NETS = [
     lambda **kw: AirbenchNet(3, 10, widths=(4, 8, 8), stem_width=4, **kw),
@@ -89,3 +96,75 @@ def test_resnet_arguments_are_checked():
         ResNet18(3, 0)
     with pytest.raises(ValueError, match="dropout must be in"):
         ResNet18(3, 10, dropout=-0.1)
+
+
+def correlated_images(count: int = 64) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(3)
+    images = torch.randn(count, 3, 32, 32, generator=generator) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1)
+    images[:, 1] += 0.8 * images[:, 0]  # correlated channels, as colours are
+    return images
+
+
+def patch_covariance(outputs: torch.Tensor) -> torch.Tensor:
+    flat = outputs.double().permute(0, 2, 3, 1).reshape(-1, outputs.shape[1])
+    return flat.T @ flat / len(flat)
+
+
+def test_patch_whitening_filters_give_unit_uncorrelated_outputs_and_their_negatives():
+    images = correlated_images()
+    filters = patch_whitening(images, size=2, eps=1e-9)
+    assert filters.shape == (24, 3, 2, 2)
+    torch.testing.assert_close(filters[12:], -filters[:12])
+    covariance = patch_covariance(torch.nn.functional.conv2d(images.double(), filters[:12].double()))
+    torch.testing.assert_close(covariance, torch.eye(12, dtype=torch.float64), rtol=0, atol=1e-4)
+
+
+def test_whiten_sets_and_freezes_the_stem_and_checks_its_width():
+    images = correlated_images()
+    net = AirbenchNet(3, 10, widths=(4, 8, 8))
+    net.whiten_(images)
+    torch.testing.assert_close(net.stem[0].weight, patch_whitening(images))
+    assert not net.stem[0].weight.requires_grad and net.stem[0].bias.requires_grad
+    with pytest.raises(ValueError, match="whitening fills the stem with 24 filters .* stem_width=4; set model.stem_width=24"):
+        AirbenchNet(3, 10, widths=(4, 8, 8), stem_width=4).whiten_(images)
+
+
+class ImageData(pl.LightningDataModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images = correlated_images(96)
+        self.labels = torch.arange(96) % 10
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(self.images, self.labels), batch_size=16)
+
+
+def whitening_fit(data, ckpt_path=None, epochs: int = 1, whitening: bool = True, module=None):
+    torch.manual_seed(0)
+    module = module or RegularizedLossModule(
+        AirbenchNet(3, 10, widths=(4, 8, 8)), SoftmaxCrossEntropy(), Task("multiclass", 10),
+        lambda params: torch.optim.SGD(params, lr=0.1), regularizers={"reg": L2(0.01)},
+    )  # fmt: skip
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
+                         callbacks=[WhiteningInit(images=40)] if whitening else [])  # fmt: skip
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    return module, trainer
+
+
+def test_the_whitening_callback_initialises_from_the_first_training_images():
+    data = ImageData()
+    module, _ = whitening_fit(data)
+    stem = module.model.stem[0]
+    torch.testing.assert_close(stem.weight.detach(), patch_whitening(data.images[:40]))  # frozen: L2 moved nothing
+    assert stem.bias.abs().sum() > 0  # the bias trains
+
+
+def test_a_resumed_run_keeps_its_restored_first_layer(tmp_path):
+    data = ImageData()
+    module, trainer = whitening_fit(data, whitening=False)
+    trainer.save_checkpoint(tmp_path / "epoch0.ckpt")
+    restored = module.model.stem[0].weight.detach().clone()
+    resumed, _ = whitening_fit(data, ckpt_path=str(tmp_path / "epoch0.ckpt"), epochs=1)  # nothing left to train
+    assert torch.equal(resumed.model.stem[0].weight.detach(), restored)
+    assert resumed.model.stem[0].weight.requires_grad  # whiten_ (which freezes) did not run

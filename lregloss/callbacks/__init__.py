@@ -6,6 +6,7 @@ from lregloss.callbacks.random_state import RandomStateCheckpoint
 from lregloss.callbacks.reg_monitor import RegularizationMonitor, weight_statistics
 from lregloss.callbacks.regularization import Regularization
 from lregloss.callbacks.temperature_scaling import TemperatureScaling
+from lregloss.callbacks.whitening import WhiteningInit
 
 __all__ = [
     "LastCheckpoint",
@@ -14,6 +15,7 @@ __all__ = [
     "Regularization",
     "RegularizationMonitor",
     "TemperatureScaling",
+    "WhiteningInit",
     "project_max_norm_",
     "weight_statistics",
 ]
