@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks a GPU session runs, prepared to fit a short lease on one card:
 #   scripts/gpu_check.sh bench            # every benchmark on the GPU -> $OUT/RESULTS_GPU.md
-#   scripts/gpu_check.sh recipe DATA_ROOT # experiment=cifar10 (3 seeds) and airbench94's width, side by side
+#   scripts/gpu_check.sh recipe DATA_ROOT # experiment=cifar10 (3 seeds) and seed 0 with airbench's whitening stem, side by side
 # DATA_ROOT holds cifar-10-batches-py. Results go to $OUT (default logs/gpu_check): the
 # benchmark tables, each run's log, and scripts/report.py's table of the recipe runs, whose
 # folders are in $RUNS (default logs/gpu_check_runs). $EXTRA: overrides added to every run.
@@ -36,7 +36,7 @@ recipe)
         [seed0]="seed=0"
         [seed1]="seed=1"
         [seed2]="seed=2"
-        [width64_256_256]="seed=0 model.widths=[64,256,256] loss.label_smoothing=0.0"
+        [whitened]="seed=0 +callbacks.whitening={_target_:lregloss.callbacks.WhiteningInit,images:5000}"
     )
     pids=()
     for name in "${!variants[@]}"; do

@@ -1,5 +1,7 @@
 """The CIFAR networks: shapes, dropout, test-time flip averaging, memory layout, argument checks."""
 
+from functools import partial
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -162,9 +164,36 @@ def test_the_whitening_callback_initialises_from_the_first_training_images():
 
 def test_a_resumed_run_keeps_its_restored_first_layer(tmp_path):
     data = ImageData()
-    module, trainer = whitening_fit(data, whitening=False)
+    module, trainer = whitening_fit(data)
     trainer.save_checkpoint(tmp_path / "epoch0.ckpt")
-    restored = module.model.stem[0].weight.detach().clone()
-    resumed, _ = whitening_fit(data, ckpt_path=str(tmp_path / "epoch0.ckpt"), epochs=1)  # nothing left to train
-    assert torch.equal(resumed.model.stem[0].weight.detach(), restored)
-    assert resumed.model.stem[0].weight.requires_grad  # whiten_ (which freezes) did not run
+    checkpoint = torch.load(tmp_path / "epoch0.ckpt", weights_only=True)
+    checkpoint["state_dict"]["model.stem.0.weight"] *= 2  # not what whitening computes
+    torch.save(checkpoint, tmp_path / "changed.ckpt")
+    resumed, _ = whitening_fit(data, ckpt_path=str(tmp_path / "changed.ckpt"), epochs=2)
+    stem = resumed.model.stem[0].weight
+    torch.testing.assert_close(stem.detach(), 2 * patch_whitening(data.images[:40]))  # restored, then frozen
+    assert not stem.requires_grad
+
+
+class StemOfEachRank(pl.Callback):
+    """Each rank writes its stem weights to ``<folder>/stem<k>.pt`` when fitting ends."""
+
+    def __init__(self, folder) -> None:
+        self.folder = folder
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        torch.save(pl_module.model.stem[0].weight.detach().clone(), self.folder / f"stem{trainer.global_rank}.pt")
+
+
+def test_under_ddp_every_rank_starts_from_the_same_frozen_filters(tmp_path):
+    data = ImageData()
+    torch.manual_seed(0)
+    module = RegularizedLossModule(AirbenchNet(3, 10, widths=(4, 8, 8)), SoftmaxCrossEntropy(), Task("multiclass", 10),
+                                   partial(torch.optim.SGD, lr=0.1))  # fmt: skip
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=2, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         limit_val_batches=0, callbacks=[WhiteningInit(images=40), StemOfEachRank(tmp_path)])  # fmt: skip
+    trainer.fit(module, datamodule=data)
+    stems = [torch.load(tmp_path / f"stem{rank}.pt", weights_only=True) for rank in range(2)]
+    assert torch.equal(stems[0], stems[1])
+    torch.testing.assert_close(stems[0], patch_whitening(data.images[:40]))  # frozen while the ranks trained

@@ -43,8 +43,8 @@ def test_recipe_mode_runs_the_variants_side_by_side_and_reports_them(cifar_root,
     result = run_script("recipe", str(cifar_root), path=fake, OUT=str(out), RUNS=str(runs), EXTRA=extra)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (out / "gpu.txt").read_text().startswith("Stand-in GPU")
-    variants = {"seed0", "seed1", "seed2", "width64_256_256"}
+    variants = {"seed0", "seed1", "seed2", "whitened"}
     assert {folder.name for folder in runs.iterdir()} == variants
     assert all((runs / name / "results.json").is_file() and (out / f"{name}.log").is_file() for name in variants)
     report = (out / "report" / "report.md").read_text()
-    assert "4 jobs, 4 with results" in report and "| seed |" in report and "loss.label_smoothing" in report
+    assert "4 jobs, 4 with results" in report and "| seed |" in report and "callbacks.whitening" in report

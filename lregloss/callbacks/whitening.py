@@ -1,4 +1,4 @@
-"""Data-dependent initialisation when fitting starts: a whitening first layer (airbench's)."""
+"""Data-dependent initialisation before fitting: a whitening first layer (airbench's)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,18 @@ class WhiteningInit(pl.Callback):
     Calls ``pl_module.model.whiten_(inputs)`` (`lregloss.models.cifar.AirbenchNet.whiten_`) with
     the model inputs of the first ``images`` training images, as the data module hands them to
     the model (its ``on_after_batch_transfer``: normalised, not augmented before training
-    starts). Under DDP rank 0 computes the filters and every rank takes them, so the ranks keep
-    the same weights. A resumed run keeps its restored weights.
+    starts). It runs in ``setup``, before the strategy moves and wraps the model, so DDP never
+    sees the frozen weights as trainable; there rank 0's filters go to every rank (a data
+    module may hand each rank its own share), so the ranks keep the same weights. A resumed
+    run then restores its checkpoint's weights over the computed ones (Lightning restores
+    after ``setup``): the first layer stays frozen, at the values it trained with.
 
     Args:
         images: how many training images to compute the patch covariance of, >= 1.
 
     Raises:
-        ValueError: ``images`` < 1; when fitting starts, a model without ``whiten_`` or a
-            trainer without a datamodule.
+        ValueError: ``images`` < 1; at setup, a model without ``whiten_`` or a trainer
+            without a datamodule.
     """
 
     def __init__(self, images: int = 5000) -> None:
@@ -29,8 +32,8 @@ class WhiteningInit(pl.Callback):
             raise ValueError(f"images must be an integer >= 1, got {images}")
         self.images = int(images)
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.ckpt_path:
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
             return
         model = getattr(pl_module, "model", None)
         if not callable(getattr(model, "whiten_", None)):
@@ -43,7 +46,7 @@ class WhiteningInit(pl.Callback):
             raise ValueError("WhiteningInit reads the training images from the datamodule; fit with datamodule=...")
         inputs, taken = [], 0
         for batch in datamodule.train_dataloader():
-            batch = datamodule.on_after_batch_transfer(trainer.strategy.batch_to_device(batch), 0)
+            batch = datamodule.on_after_batch_transfer(batch, 0)
             inputs.append(batch[0][: self.images - taken])
             taken += len(inputs[-1])
             if taken >= self.images:
