@@ -16,7 +16,6 @@ SMALL = [
     "data.batch_size=16",
     "data.eval_batch_size=32",
     "model.widths=[4,8,8]",
-    "model.stem_width=4",
     "trainer.check_val_every_n_epoch=1",
 ]
 

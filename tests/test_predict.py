@@ -31,7 +31,6 @@ SMALL_CIFAR = [
     "data.val_size=20",
     "data.batch_size=16",
     "model.widths=[4,8,8]",
-    "model.stem_width=4",
 ]
 
 
