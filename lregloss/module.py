@@ -12,8 +12,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lregloss.callbacks.regularization import Regularization
-from lregloss.code_paths import takes_accelerator_path
 from lregloss.callbacks.temperature_scaling import TEMPERATURE_KEY
+from lregloss.code_paths import takes_accelerator_path
 from lregloss.lightning import pl
 from lregloss.losses import Loss
 from lregloss.losses.base import check_level_rule
