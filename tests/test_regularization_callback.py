@@ -170,7 +170,8 @@ def test_manual_optimization_penalises_each_optimizers_own_parameters_once():
         torch.testing.assert_close(value, want[name], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
 
 
-def test_manual_optimization_takes_the_proximal_step_after_each_optimizers_step():
+@CODE_PATHS
+def test_manual_optimization_takes_the_proximal_step_after_each_optimizers_step(code_path):
     # The same update as one optimizer holding both layers as two groups, in automatic mode.
     def as_groups(module):
         return torch.optim.SGD(
@@ -181,7 +182,8 @@ def test_manual_optimization_takes_the_proximal_step_after_each_optimizers_step(
         )
 
     manual, automatic = ManualModule(), UserModule(as_groups)
-    fit(manual, [Regularization(L1(0.05, mode="proximal"))], steps=12)  # global_step counts both optimizers' steps
+    with code_path():
+        fit(manual, [Regularization(L1(0.05, mode="proximal"))], steps=12)  # global_step counts both optimizers' steps
     fit(automatic, [Regularization(L1(0.05, mode="proximal"))], steps=6)
     want = weights(automatic)
     for name, value in weights(manual).items():
