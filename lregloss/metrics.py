@@ -149,6 +149,41 @@ class MulticlassMetrics(TaskMetrics):
         self.confusion.update(scores.argmax(dim=-1), target)
 
 
+LARGE_VOCABULARY = 1024  # classes from which `VocabularyMetrics` replace `MulticlassMetrics`
+
+
+class VocabularyMetrics(TaskMetrics):
+    """Metrics of a large vocabulary (a language model's words): acc (top-1), acc_top5, and where
+    the loss gives a distribution ll (mean log-likelihood log p(y | x) of the true class) and
+    perplexity exp(-ll).
+
+    Ranked by the loss's ``top_k`` (a tree's beam search needs no C-wide distribution) and
+    scored by its ``target_log_prob``; no confusion matrix, which would hold C x C counts.
+    Temperature does not apply (no calibration is fitted for words).
+    """
+
+    def __init__(self, task: Task, loss: Loss) -> None:
+        super().__init__(task, loss)
+        self.metrics["acc"] = MeanMetric()
+        self.metrics["acc_top5"] = MeanMetric()
+        if loss.gives_distribution:
+            self.metrics["ll"] = MeanMetric()
+
+    def update(self, outputs: Tensor, target: Tensor, temperature: float = 1.0) -> None:
+        loss = self.loss[0]
+        hits = loss.top_k(outputs, 5) == target.unsqueeze(1)
+        self.metrics["acc"].update(hits[:, 0].float())
+        self.metrics["acc_top5"].update(hits.any(dim=1).float())
+        if "ll" in self.metrics:
+            self.metrics["ll"].update(loss.target_log_prob(outputs, target).float())
+
+    def compute(self) -> dict[str, Tensor]:
+        values = super().compute()
+        if "ll" in values:
+            values["perplexity"] = torch.exp(-values["ll"])
+        return values
+
+
 class OrdinalMetrics(TaskMetrics):
     """Decoded levels: mae, rmse, acc (exact), acc_within1; where the loss gives a distribution
     also ece (15 bins), rps (`ranked_probability_score`) and nll (`negative_log_likelihood`).
@@ -236,6 +271,8 @@ def task_metrics(task: Task, loss: Loss, level_decoding: str = "auto") -> TaskMe
     """The metrics of ``task``, decoding outputs with ``loss``."""
     if task.kind is TaskKind.ORDINAL:
         return OrdinalMetrics(task, loss, level_decoding)
+    if task.kind is TaskKind.MULTICLASS and task.size >= LARGE_VOCABULARY:
+        return VocabularyMetrics(task, loss)
     kinds = {
         TaskKind.MULTICLASS: MulticlassMetrics,
         TaskKind.MULTILABEL: MultilabelMetrics,

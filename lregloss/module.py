@@ -17,9 +17,10 @@ from lregloss.code_paths import takes_accelerator_path
 from lregloss.lightning import pl
 from lregloss.losses import Loss
 from lregloss.losses.base import check_level_rule
-from lregloss.metrics import task_metrics
+from lregloss.metrics import LARGE_VOCABULARY, task_metrics
 from lregloss.private_names import is_logging_step, load_pending_loader_states
 from lregloss.regularizers import Regularizer
+from lregloss.sparse_gradients import check_sparse_optimizer
 from lregloss.tasks import Task, TaskKind
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
@@ -322,9 +323,14 @@ class RegularizedLossModule(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, Tensor]:
         """``prediction``: the decoded prediction of each sample (the level, by ``level_decoding``,
-        for ordered levels); ``proba``: the predicted distribution, where the loss gives one."""
+        for ordered levels); ``proba``: the predicted distribution, where the loss gives one; for
+        a vocabulary of `LARGE_VOCABULARY` classes or more ``top_k``, the 5 most probable classes
+        (best first) instead of a C-wide ``proba``."""
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
         outputs = self.model(inputs)
+        if self.task.kind is TaskKind.MULTICLASS and self.task.size >= LARGE_VOCABULARY:
+            top_k = self.loss.top_k(outputs, 5)
+            return {"prediction": top_k[:, 0], "top_k": top_k}
         if self.task.kind is TaskKind.ORDINAL:
             prediction = self.loss.predict_level(outputs, self.task.size, self.level_decoding, self.scale)
         else:
@@ -385,11 +391,14 @@ class RegularizedLossModule(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
+        check_sparse_optimizer(optimizer, self)
         if self.scheduler_factory is None:
             return optimizer
         kwargs = {}
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        accepted = inspect.signature(self.scheduler_factory).parameters
+        for key in ("total_steps", "total_iters"):  # OneCycleLR's, LinearLR's: the run's optimizer steps
+            if key in accepted:
+                kwargs[key] = int(self.trainer.estimated_stepping_batches)
         try:
             scheduler = self.scheduler_factory(optimizer, **kwargs)
         except ZeroDivisionError as error:  # OneCycleLR when pct_start * total_steps is exactly 1

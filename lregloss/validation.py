@@ -52,3 +52,28 @@ def writable_folder_problem(folder: str | Path) -> str | None:
     except OSError as error:
         return f"cannot create a file in {existing} ({error.strerror or error})"
     return None
+
+
+def check_integer(name: str, value: int, minimum: int) -> int:
+    """Return ``value`` as an int if it is an integer (not a bool) >= ``minimum``, else raise a ValueError naming it."""
+    try:
+        is_int = not isinstance(value, bool) and int(value) == value
+    except (TypeError, ValueError):
+        is_int = False
+    if not is_int or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_counts(name: str, counts) -> list[float]:
+    """Return ``counts`` as floats if each is finite and >= 0, else raise a ValueError naming the first bad index."""
+    values = []
+    for index, count in enumerate(counts):
+        try:
+            value = float(count)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must hold finite numbers >= 0, got {count!r} at index {index}")
+        values.append(value)
+    return values

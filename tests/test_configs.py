@@ -1,5 +1,6 @@
 """Every config in conf/ composes with the main config and instantiates."""
 
+import inspect
 from functools import partial
 
 import pytest
@@ -9,7 +10,8 @@ from omegaconf import OmegaConf
 
 from lregloss.losses import Loss
 from lregloss.regularizers import Regularizer
-from lregloss.app.train import instantiate_entries
+from lregloss.app.train import instantiate_entries, task_sized_arguments
+from lregloss.tasks import Task
 
 from conftest import CONF
 
@@ -22,7 +24,7 @@ def options(group: str) -> list[str]:
 @pytest.mark.parametrize("choice", options("loss"))
 def test_loss_configs(compose_config, choice):
     config = compose_config(f"loss={choice}").loss
-    sized = {"num_classes": 5} if "num_classes" in config and config.num_classes is None else {}  # set from the task
+    sized = task_sized_arguments(config, Task("multiclass", 5, class_counts=(9, 1, 4, 4, 2)))  # as at run time
     assert isinstance(instantiate(config, **sized), Loss)
 
 
@@ -47,7 +49,9 @@ def test_optimizer_and_scheduler_configs(compose_config, choice, scheduler):
     optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
     assert isinstance(optimizer, torch.optim.Optimizer)
     if cfg.scheduler:
-        assert instantiate(cfg.scheduler)(optimizer, total_steps=10) is not None
+        factory = instantiate(cfg.scheduler)
+        accepted = inspect.signature(factory).parameters  # the run's length, as the module hands it over
+        assert factory(optimizer, **{key: 10 for key in ("total_steps", "total_iters") if key in accepted}) is not None
 
 
 @pytest.mark.parametrize("choice", options("data"))
@@ -78,5 +82,6 @@ def test_trainer_configs(compose_config, tmp_path, choice):
 def test_experiment_configs(compose_config, choice):
     cfg = compose_config(f"experiment={choice}")
     OmegaConf.resolve(cfg)
-    assert isinstance(instantiate(cfg.loss), Loss)
+    sized = task_sized_arguments(cfg.loss, Task("multiclass", 5, class_counts=(9, 1, 4, 4, 2)))  # as at run time
+    assert isinstance(instantiate(cfg.loss, _partial_=True)(**sized), Loss)
     assert hasattr(instantiate(cfg.data), "setup")

@@ -12,14 +12,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from lregloss.losses.base import LossTaskMismatchError
-from lregloss.losses.hierarchical import (
-    HierarchicalSoftmax,
-    balanced_tree,
-    hsoftmax_loss,
-    huffman_tree,
-    tree_log_prob,
-    tree_tables,
-)
+from lregloss.losses.hierarchical import HierarchicalSoftmax, hsoftmax_loss
+from lregloss.losses.trees import balanced_tree, huffman_tree, tree_tables
+from lregloss.losses.tree_search import tree_log_prob
 from lregloss.tasks import Task
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

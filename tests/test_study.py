@@ -10,7 +10,7 @@ import torch
 from rich.console import Console
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from lregloss.study import attributes, hsoftmax, ratings, sparsity
+from lregloss.study import attributes, cbow, hsoftmax, ratings, sparsity
 from lregloss.study.calibration import calibrated_ece, reliability
 from lregloss.study.cli import main
 from lregloss.study.settings import StudySettings
@@ -154,6 +154,19 @@ def test_hsoftmax_times_both_layers_at_every_class_count(settings, console):
         assert mean_of(row[2]) > 0 and mean_of(row[3]) > 0 and float(row[4]) > 0
 
 
+def test_cbow_every_output_layer_and_gensim_on_the_same_words(settings, console):
+    pytest.importorskip("gensim")
+    outcome = cbow.run(settings, console)
+    check_png(settings.output / cbow.PLOT)
+    for label in [*cbow.TINY_SETTINGS, cbow.GENSIM]:
+        (row,) = table_rows(outcome.markdown, label)
+        assert mean_of(row[1].replace(",", "")) > 0  # words/s
+        log_likelihood, perplexity = mean_of(row[2]), mean_of(row[3])
+        assert log_likelihood < 0 and perplexity == pytest.approx(math.exp(-log_likelihood), rel=0.05)
+        assert all(0 <= mean_of(cell) <= 1 for cell in row[4:])
+    assert outcome.headline[0].startswith("hsoftmax (Huffman) trains") and outcome.headline[1].startswith("against gensim")
+
+
 def test_the_command_writes_each_chosen_study_page(tmp_path, capsys):
     assert main(["hsoftmax", "--tiny", "--output", str(tmp_path / "results"), "--work-dir", str(tmp_path)], CONF) == 0
     page = (tmp_path / "results" / "hsoftmax.md").read_text()
@@ -162,7 +175,7 @@ def test_the_command_writes_each_chosen_study_page(tmp_path, capsys):
     assert sorted(path.name for path in (tmp_path / "results").iterdir()) == ["hsoftmax.md", hsoftmax.PLOT]
     with pytest.raises(SystemExit):
         main(["sparsity", "nonsense"], CONF)
-    assert "unknown study nonsense; choose from sparsity, ratings, attributes, hsoftmax" in capsys.readouterr().err
+    assert "unknown study nonsense; choose from sparsity, ratings, attributes, hsoftmax, cbow" in capsys.readouterr().err
 
 
 def test_summary_formats():

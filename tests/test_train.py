@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lregloss.app.train import build_module, run, train
 from lregloss.app.error_reporting import ConfigError
-from lregloss.losses.hierarchical import huffman_tree
+from lregloss.losses.trees import huffman_tree
 from lregloss.module import RegularizedLossModule
 from lregloss.tasks import Task
 
@@ -147,7 +147,7 @@ def test_a_loss_that_does_not_fit_exits_non_zero_listing_the_losses_that_fit(tmp
     result = run_entry_point(tmp_path, "loss=attr_hinge")
     output = result.stdout + result.stderr
     assert result.returncode == 2
-    assert "losses that fit: coral_corn, hinge, hsoftmax, l1, l2, ordinal, softmax, spacecutter, squared_hinge" in output
+    assert "losses that fit: adaptive_softmax, coral_corn, hinge, hsoftmax, hsoftmax_huffman, l1, l2, ordinal, softmax, spacecutter, squared_hinge" in output
     assert "Traceback" not in output
 
 

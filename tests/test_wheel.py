@@ -85,7 +85,7 @@ def test_the_commands_work_from_another_directory(installed):
 
     help_text = run([bin_dir / "python", "-m", "lregloss", "--help"], work)
     assert help_text.returncode == 0, help_text.stderr[-3000:]
-    assert "loss: attr_hinge, attr_logistic, coral_corn, hinge" in help_text.stdout and "reg: elastic, l1, l2, maxnorm, none" in help_text.stdout
+    assert "loss: adaptive_softmax, attr_hinge, attr_logistic, coral_corn, hinge" in help_text.stdout and "reg: elastic, l1, l2, maxnorm, none" in help_text.stdout
 
     trained = run([bin_dir / "lregloss-train", "loss=hinge", "reg=l1", *TINY_RUN], work)
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]

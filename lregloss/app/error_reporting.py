@@ -65,12 +65,13 @@ def keyed_message(key: str, node: DictConfig | None, error: BaseException) -> st
 def config_key(key: str, node: DictConfig | None = None) -> Iterator[None]:
     """Turn a user error raised while building or setting up ``node`` into a ConfigError naming ``key``.
 
-    Errors that are already ConfigErrors pass unchanged; defects (other exception types) are
-    not touched.
+    Errors that are already ConfigErrors pass unchanged; an ImportError is a user error here
+    too (a choice whose optional library is missing: its message names the pip command);
+    defects (other exception types) are not touched.
     """
     try:
         yield
     except ConfigError:
         raise
-    except (ValueError, FileNotFoundError, InstantiationException, MisconfigurationException) as error:
+    except (ValueError, FileNotFoundError, ImportError, InstantiationException, MisconfigurationException) as error:
         raise ConfigError(keyed_message(key, node, error)) from error

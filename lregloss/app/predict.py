@@ -57,11 +57,14 @@ def run_checkpoint(run_dir: Path) -> Path:
     raise ConfigError(f"{run_dir} holds no checkpoint (looked in {folder}); pass a run folder of lregloss-train")
 
 
-def prediction_columns(task: Task, prediction: Tensor, proba: Tensor | None) -> dict[str, list[Any]]:
+def prediction_columns(
+    task: Task, prediction: Tensor, proba: Tensor | None, top_k: Tensor | None = None
+) -> dict[str, list[Any]]:
     """Output column -> values: the decoded prediction, then the distribution where there is one.
 
     - multiclass, ordinal: ``prediction`` (the class or level name, else its index), then
-      ``p(<name>)`` per class or level;
+      ``p(<name>)`` per class or level; for a large vocabulary (``top_k`` given instead of
+      ``proba``) ``top<k>``, the k most probable names, best first, separated by spaces;
     - multilabel: ``<attribute>`` (0 or 1) per attribute, then ``p(<attribute>)``;
     - regression: ``prediction`` (one target), or ``prediction_<k>`` per target.
     """
@@ -76,6 +79,8 @@ def prediction_columns(task: Task, prediction: Tensor, proba: Tensor | None) -> 
             columns["prediction" if values.shape[1] == 1 else f"prediction_{index}"] = values[:, index].tolist()
     else:
         columns["prediction"] = [names[index] for index in prediction.tolist()]
+    if top_k is not None:
+        columns[f"top{top_k.shape[1]}"] = [" ".join(names[index] for index in row) for row in top_k.tolist()]
     if proba is not None:
         for index, name in enumerate(names):
             columns[f"p({name})"] = [round(value, PROBABILITY_DIGITS) for value in proba[:, index].tolist()]
@@ -147,7 +152,8 @@ def predict(
     batches = trainer.predict(module, datamodule=datamodule)
     prediction = torch.cat([batch["prediction"] for batch in batches]).cpu()
     proba = torch.cat([batch["proba"] for batch in batches]).float().cpu() if "proba" in batches[0] else None
-    columns = {**datamodule.new_inputs.keys, **prediction_columns(module.task, prediction, proba)}
+    top_k = torch.cat([batch["top_k"] for batch in batches]).cpu() if "top_k" in batches[0] else None
+    columns = {**datamodule.new_inputs.keys, **prediction_columns(module.task, prediction, proba, top_k)}
     write_csv(output, columns)
     return len(prediction)
 

@@ -36,7 +36,7 @@ from lregloss.app.distributed import distributed_job, is_global_zero
 from lregloss.app.error_reporting import USER_ERRORS, ConfigError, config_key, innermost, one_line
 from lregloss.app.hydra_callbacks import ERROR_FILE
 from lregloss.app.resume import resumed_config
-from lregloss.callbacks import TemperatureScaling
+from lregloss.callbacks import TemperatureScaling, TrainingThroughput
 from lregloss.data.checks import check_first_batches
 from lregloss.losses import Loss
 from lregloss.module import DivergenceError, RegularizedLossModule
@@ -159,7 +159,9 @@ def build_module(cfg: DictConfig, task: Task, input_size: int) -> RegularizedLos
     check_loss_fits(cfg.loss, task)
     with config_key("loss", cfg.loss):
         loss_arguments = task_sized_arguments(cfg.loss, task)
-        loss = instantiate(cfg.loss, **loss_arguments)
+        # Called with the task's arguments rather than handing them to instantiate, which would wrap
+        # every one of C class counts in an OmegaConf node (seconds for a 13,642-word vocabulary).
+        loss = instantiate(cfg.loss, _partial_=True)(**loss_arguments)
     with config_key("model", cfg.model):
         model = instantiate(cfg.model)(input_size=input_size, num_outputs=loss.num_outputs(task))
     if cfg.get("compile"):
@@ -307,12 +309,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     with distributed_job(trainer):  # under DDP: every rank runs this block; metrics come synchronised
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        throughput = {
+            f"train/{c.unit}_per_s": c.run_per_second for c in trainer.callbacks if isinstance(c, TrainingThroughput) and c.run_seconds
+        }
         best = next((c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), "")
         best = best or None  # None: evaluate the weights as they are
         results = trainer.validate(module, datamodule=datamodule, ckpt_path=best, verbose=False)
         if cfg.get("test"):
             results += trainer.test(module, datamodule=datamodule, ckpt_path=best)
-        metrics = final_metrics(results)
+        metrics = final_metrics(results) | throughput
         metrics["wall_time_s"] = time.perf_counter() - started
         metrics["epochs"] = trainer.current_epoch
         for logger in loggers:  # Lightning's loggers write on rank 0 only
@@ -331,7 +336,7 @@ TASK_MONITORS = {  # monitor.metric=auto: the validation metric of each task kin
     TaskKind.MULTILABEL: ("val/hamming", "min"),
     TaskKind.REGRESSION: ("val/rmse", "min"),
 }
-LOWER_IS_BETTER = ("loss", "mae", "rmse", "hamming", "ece", "rps", "nll")  # monitor.mode=auto: min for these, max otherwise
+LOWER_IS_BETTER = ("loss", "mae", "rmse", "hamming", "ece", "rps", "nll", "perplexity")  # monitor.mode=auto: min for these, max otherwise
 
 
 def resolve_monitor(cfg: DictConfig, task: Task) -> bool:

@@ -6,6 +6,7 @@ from lregloss.callbacks.random_state import RandomStateCheckpoint
 from lregloss.callbacks.reg_monitor import RegularizationMonitor, weight_statistics
 from lregloss.callbacks.regularization import Regularization
 from lregloss.callbacks.temperature_scaling import TemperatureScaling
+from lregloss.callbacks.throughput import TrainingThroughput
 from lregloss.callbacks.whitening import WhiteningInit
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Regularization",
     "RegularizationMonitor",
     "TemperatureScaling",
+    "TrainingThroughput",
     "WhiteningInit",
     "project_max_norm_",
     "weight_statistics",

@@ -12,6 +12,7 @@ from lregloss.lightning import pl
 from lregloss.callbacks.optimizer_steps import AfterOptimizerSteps, SteppedParameters, check_unsharded
 from lregloss.private_names import gradients_are_scaled, is_logging_step, loss_scale
 from lregloss.regularizers import Regularizer
+from lregloss.sparse_gradients import check_no_sparse_selection
 
 
 def named_regularizers(regularizers: Regularizer | Sequence[Regularizer] | Mapping[str, Regularizer]) -> dict[str, Regularizer]:
@@ -104,6 +105,8 @@ class Regularization(pl.Callback):
             name: SteppedParameters(reg.select(pl_module, trainable_only=False)) for name, reg in self.regularizers.items()
         }
         self._selecting = [name for name, stepped in self._stepped.items() if stepped]
+        for name in self._selecting:
+            check_no_sparse_selection(name, self.regularizers[name].select(pl_module, trainable_only=False), pl_module)
         for name, reg in self.regularizers.items():
             for optimizer in self._optimizers:
                 if self._stepped[name].of(optimizer, trainable_only=False):

@@ -35,7 +35,28 @@ def documents(table: pa.Table, columns: Sequence[str]) -> list[str]:
     return ["\n".join(parts) for parts in zip(*texts)]
 
 
-def _has_text(columns: Sequence[str], require_all: bool):
+def text_columns(
+    path: str | None, shipped_file: str | None, text: str | Sequence[str], required_text: Sequence[str] | None
+) -> tuple[list[str], list[str] | None]:
+    """The text columns and the required ones as lists, checked as the text data modules' arguments.
+
+    Raises:
+        ValueError: neither ``path`` nor ``shipped_file``, no text column, or a required column
+            that is not a text column; one line each, with its fix.
+    """
+    if path is None and shipped_file is None:
+        raise ValueError("path is not set; give data.path=<your CSV or Parquet file>")
+    columns = as_list(text)
+    if not columns:
+        raise ValueError("text is empty; give data.text=<column> or a list of columns")
+    required = None if required_text is None else as_list(required_text)
+    unknown = sorted(set(required or ()) - set(columns))
+    if unknown:
+        raise ValueError(f"required_text names {', '.join(unknown)}, which is not in text ({', '.join(columns)})")
+    return columns, required
+
+
+def has_text(columns: Sequence[str], require_all: bool):
     """A row filter: True where every one (``require_all``) or any of ``columns`` holds text."""
 
     def keep(table: pa.Table):
@@ -141,15 +162,7 @@ class TextDataModule(InMemorySplitsDataModule):
         for name, value, smallest in (("max_tokens", max_tokens, 1), ("max_vocab", max_vocab, 2)):
             if value is not None and (int(value) != value or value < smallest):
                 raise ValueError(f"{name} must be an integer >= {smallest} or None (no limit), got {value}")
-        if path is None and shipped_file is None:
-            raise ValueError("path is not set; give data.path=<your CSV or Parquet file>")
-        self.text = as_list(text)
-        if not self.text:
-            raise ValueError("text is empty; give data.text=<column> or a list of columns")
-        self.required_text = None if required_text is None else as_list(required_text)
-        unknown = sorted(set(self.required_text or ()) - set(self.text))
-        if unknown:
-            raise ValueError(f"required_text names {', '.join(unknown)}, which is not in text ({', '.join(self.text)})")
+        self.text, self.required_text = text_columns(path, shipped_file, text, required_text)
         self.save_hyperparameters()
         self.path = path
         self.shipped_file = shipped_file
@@ -198,7 +211,7 @@ class TextDataModule(InMemorySplitsDataModule):
         labelled = read_labelled_rows(
             path, self.target, self.text, task=self.task_name, levels=self.levels, split=self.split,
             seed=self.seed, val_fraction=self.val_fraction, test_fraction=self.test_fraction,
-            keep=_has_text(self.required_text or self.text, require_all=self.required_text is not None),
+            keep=has_text(self.required_text or self.text, require_all=self.required_text is not None),
         )  # fmt: skip
         self.split_indices = labelled.split_indices
         self.texts = documents(labelled.table, self.text)

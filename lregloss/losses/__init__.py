@@ -1,5 +1,6 @@
 """Every loss of the lecture, one family per file; each an ``nn.Module`` with the `Loss` contract."""
 
+from lregloss.losses.adaptive import AdaptiveSoftmax
 from lregloss.losses.attributes import AttributeHinge, AttributeLogistic
 from lregloss.losses.base import LEVEL_RULES, Loss, LossTaskMismatchError, loss_classes
 from lregloss.losses.hierarchical import HierarchicalSoftmax
@@ -10,6 +11,7 @@ from lregloss.losses.regression import AbsoluteError, SquaredError
 __all__ = [
     "LEVEL_RULES",
     "AbsoluteError",
+    "AdaptiveSoftmax",
     "AttributeHinge",
     "AttributeLogistic",
     "HierarchicalSoftmax",

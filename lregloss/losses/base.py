@@ -50,6 +50,25 @@ class Loss(nn.Module):
         """
         return None
 
+    def top_k(self, outputs: Tensor, k: int) -> Tensor:
+        """The ``k`` most probable (highest-scored) classes of each sample, best first, (N, k) long.
+
+        Ranked by the loss's ``class_scores``; losses with a cheaper exact ranking (a tree's
+        beam search) override it.
+        """
+        return self.class_scores(outputs).topk(k, dim=1).indices
+
+    def target_log_prob(self, outputs: Tensor, target: Tensor) -> Tensor:
+        """log p(y_i | x_i) per sample, (N,): the held-out log-likelihood of losses with a distribution.
+
+        From ``predict_proba`` (clamped at the dtype's smallest normal number); losses that
+        can form it without the whole distribution override it.
+        """
+        proba = self.predict_proba(outputs)
+        if proba is None:
+            raise TypeError(f"{type(self).__name__} gives no distribution, so no log-likelihood")
+        return proba.gather(1, target.unsqueeze(1)).squeeze(1).clamp_min(torch.finfo(proba.dtype).tiny).log()
+
     @property
     def gives_distribution(self) -> bool:
         """True where ``predict_proba`` returns a distribution (softmax, hsoftmax, ordinal, ...)."""
@@ -103,6 +122,30 @@ class Loss(nn.Module):
             f"(it fits: {', '.join(sorted(k.value for k in cls.tasks))}); "
             f"losses that fit: {', '.join(fitting) or 'none'}"
         )
+
+
+class OutputLayerLoss(Loss):
+    """A loss that owns the output layer over C classes (hierarchical, adaptive softmax): the model
+    hands it features h of width ``in_features``, and it forms the class scores itself."""
+
+    in_features: int
+    num_classes: int
+
+    def num_outputs(self, task: Task) -> int:
+        """D: the model outputs features, the class scores are computed here.
+
+        Raises:
+            LossTaskMismatchError: the task's number of classes differs from num_classes.
+        """
+        check_num_classes(self, task)
+        return self.in_features
+
+    def _check_features(self, outputs: Tensor) -> None:
+        if outputs.ndim != 2 or outputs.shape[1] != self.in_features:
+            raise ValueError(
+                f"{type(self).__name__} expects features of shape (N, in_features={self.in_features}), got "
+                f"{tuple(outputs.shape)}; the model's last layer must output in_features values"
+            )
 
 
 def check_num_classes(loss: Loss, task: Task) -> None:

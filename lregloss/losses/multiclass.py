@@ -152,5 +152,9 @@ class SoftmaxCrossEntropy(ClassScoresLoss):
         """softmax(f / T), shape (N, C)."""
         return (outputs / temperature).softmax(dim=-1)
 
+    def target_log_prob(self, outputs: Tensor, target: Tensor) -> Tensor:
+        """log softmax(f)_{y_i} per sample, (N,)."""
+        return -F.cross_entropy(full_precision(outputs), target, reduction="none")
+
     def extra_repr(self) -> str:
         return f"label_smoothing={self.label_smoothing}"
