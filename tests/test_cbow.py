@@ -20,7 +20,7 @@ from lregloss.callbacks import Regularization, TrainingThroughput
 from lregloss.data.context_windows import CbowDataModule, ContextWindows, word_vocabulary
 from lregloss.losses import HierarchicalSoftmax, SoftmaxCrossEntropy
 from lregloss.metrics import LARGE_VOCABULARY, VocabularyMetrics, task_metrics
-from lregloss.models.text import ContextBag
+from lregloss.models.text import ContextBag, bags
 from lregloss.regularizers import L2
 from lregloss.sparse_gradients import check_sparse_optimizer, sparse_gradient_parameters
 from lregloss.tasks import Task, TaskKind
@@ -100,7 +100,7 @@ def test_context_bag_adds_an_output_layer_only_for_class_scores(embed_dim, outpu
     assert isinstance(model.output, nn.Linear) is has_linear
     ids = torch.tensor([[3, 0, 5, 0], [0, 0, 0, 0]])
     weight = model.embedding.weight
-    features = model.embedding(*__import__("lregloss.models.text", fromlist=["bags"]).bags(ids))
+    features = model.embedding(*bags(ids))
     torch.testing.assert_close(features[0], (weight[3] + weight[5]) / 2)  # padding left out of the mean
     assert features[1].abs().sum() == 0  # no known word: h = 0
     assert model(ids).shape == (2, outputs)
@@ -111,6 +111,22 @@ def test_context_bag_sparse_gradients_hold_the_batch_rows_only():
     model(torch.tensor([[3, 4], [4, 7]])).sum().backward()
     grad = model.embedding.weight.grad
     assert grad.is_sparse and set(grad.coalesce().indices()[0].tolist()) == {3, 4, 7}
+
+
+def test_context_bag_sparse_backward_equals_embedding_bags_dense_gradient_in_float64():
+    torch.manual_seed(0)
+    ids = torch.tensor([[3, 0, 5, 3], [0, 0, 0, 0], [7, 1, 0, 2]])
+    dense, sparse = ContextBag(10, 8, 8).double(), ContextBag(10, 8, 8, sparse=True).double()
+    sparse.load_state_dict(dense.state_dict())
+    upstream = torch.randn(3, 8, dtype=torch.float64)
+    for model in (dense, sparse):
+        (model(ids) * upstream).sum().backward()
+    grad = sparse.embedding.weight.grad.to_dense()
+    torch.testing.assert_close(grad, dense.embedding.weight.grad)
+    # the formula: row r gets g_b / |b| once for each time it stands in bag b (bag 0: 3, 5, 3)
+    torch.testing.assert_close(grad[3], 2 * upstream[0] / 3)
+    torch.testing.assert_close(grad[2], upstream[2] / 3)
+    assert grad[0].abs().sum() == 0 and grad[4].abs().sum() == 0  # padding, and a word in no bag
 
 
 def test_vocabulary_metrics_match_torchmetrics_and_cross_entropy():
