@@ -152,6 +152,11 @@ class MulticlassMetrics(TaskMetrics):
 LARGE_VOCABULARY = 1024  # classes from which `VocabularyMetrics` replace `MulticlassMetrics`
 
 
+def is_large_vocabulary(task: Task) -> bool:
+    """Classes too many for C-wide metrics and outputs: a multiclass task of `LARGE_VOCABULARY` or more."""
+    return task.kind is TaskKind.MULTICLASS and task.size >= LARGE_VOCABULARY
+
+
 class VocabularyMetrics(TaskMetrics):
     """Metrics of a large vocabulary (a language model's words): acc (top-1), acc_top5, and where
     the loss gives a distribution ll (mean log-likelihood log p(y | x) of the true class) and
@@ -271,7 +276,7 @@ def task_metrics(task: Task, loss: Loss, level_decoding: str = "auto") -> TaskMe
     """The metrics of ``task``, decoding outputs with ``loss``."""
     if task.kind is TaskKind.ORDINAL:
         return OrdinalMetrics(task, loss, level_decoding)
-    if task.kind is TaskKind.MULTICLASS and task.size >= LARGE_VOCABULARY:
+    if is_large_vocabulary(task):
         return VocabularyMetrics(task, loss)
     kinds = {
         TaskKind.MULTICLASS: MulticlassMetrics,

@@ -17,7 +17,7 @@ from lregloss.code_paths import takes_accelerator_path
 from lregloss.lightning import pl
 from lregloss.losses import Loss
 from lregloss.losses.base import check_level_rule
-from lregloss.metrics import LARGE_VOCABULARY, task_metrics
+from lregloss.metrics import is_large_vocabulary, task_metrics
 from lregloss.private_names import is_logging_step, load_pending_loader_states
 from lregloss.regularizers import Regularizer
 from lregloss.sparse_gradients import check_sparse_optimizer
@@ -324,11 +324,11 @@ class RegularizedLossModule(pl.LightningModule):
     def predict_step(self, batch, batch_idx: int) -> dict[str, Tensor]:
         """``prediction``: the decoded prediction of each sample (the level, by ``level_decoding``,
         for ordered levels); ``proba``: the predicted distribution, where the loss gives one; for
-        a vocabulary of `LARGE_VOCABULARY` classes or more ``top_k``, the 5 most probable classes
+        a vocabulary of `lregloss.metrics.LARGE_VOCABULARY` classes or more ``top_k``, the 5 most probable classes
         (best first) instead of a C-wide ``proba``."""
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
         outputs = self.model(inputs)
-        if self.task.kind is TaskKind.MULTICLASS and self.task.size >= LARGE_VOCABULARY:
+        if is_large_vocabulary(self.task):
             top_k = self.loss.top_k(outputs, 5)
             return {"prediction": top_k[:, 0], "top_k": top_k}
         if self.task.kind is TaskKind.ORDINAL:

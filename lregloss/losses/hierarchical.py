@@ -200,8 +200,8 @@ class HierarchicalSoftmax(OutputLayerLoss):
             self.register_buffer(name, getattr(tables, name), persistent=False)
         self.level_starts = tables.level_starts
         # The paths laid end to end, for the sparse training step (`path_entries`).
-        depth = (tables.path_signs != 0).sum(dim=1)
         on_path = tables.path_signs != 0
+        depth = on_path.sum(dim=1)
         self.register_buffer("path_depth", depth, persistent=False)
         self.register_buffer("path_start", depth.cumsum(0) - depth, persistent=False)
         self.register_buffer("flat_path_nodes", tables.path_nodes[on_path], persistent=False)

@@ -84,8 +84,8 @@ def run(settings: StudySettings, console: Console) -> StudyOutcome:
         console.print(f"  {GENSIM}, seed {seed}: {summary_line(scores)}", highlight=False)
     plot(results, settings.output / PLOT)
     headline = findings(results)
-    return StudyOutcome("cbow", "Hierarchical softmax on a 13,642-word vocabulary: CBOW on the reviews, beside gensim",
-                        page(results, datamodule, epochs), [PLOT], headline)  # fmt: skip
+    title = f"Hierarchical softmax on a {len(datamodule.vocabulary):,}-word vocabulary: CBOW on the reviews, beside gensim"
+    return StudyOutcome("cbow", title, page(results, datamodule, epochs), [PLOT], headline)
 
 
 @torch.no_grad()
@@ -166,8 +166,8 @@ def table(results: dict[str, list[dict[str, float]]]) -> str:
     """One row per output layer: each column's mean ± std over seeds."""
     rows = []
     for label, runs in results.items():
-        speed, _ = mean_std(values(runs, "train/words_per_s"))
-        cells = [f"{speed:,.0f} ± {mean_std(values(runs, 'train/words_per_s'))[1]:,.0f}"]
+        speed, spread = mean_std(values(runs, "train/words_per_s"))
+        cells = [f"{speed:,.0f} ± {spread:,.0f}"]
         cells += [format_mean_std(values(runs, key), 1 if key == "test/perplexity" else 3) for key in list(COLUMNS)[1:]]
         rows.append([label, *cells])
     return markdown_table(["output layer", *COLUMNS.values()], rows)
